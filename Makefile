@@ -1,0 +1,33 @@
+# clusterproof: two commands for a new machine.
+#   make demo   install what is missing, start the sandbox cluster and RGW, run every suite, write reports/latest/
+#   make test   the project's own tests (unit tests, plus the suites against the sandbox)
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test venv system-deps lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+test: venv system-deps
+	$(PY) -m clusterproof.cli selftest
+
+demo: venv system-deps
+	$(PY) -m clusterproof.cli demo
+
+lint: venv
+	$(VENV)/bin/ruff check clusterproof fixtures suites tests bench conftest.py
+	$(VENV)/bin/mypy clusterproof
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,544 @@
+"""The cluster file (inventory): YAML in, frozen dataclasses out, validated once.
+
+Every problem in the file is collected and reported together, each naming its field
+(``nodes[3].host: missing``); unknown keys are errors so that typos are never silent.
+See ``examples/my-cluster.yaml`` for an annotated example.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from clusterproof.errors import InventoryError
+from clusterproof.units import parse_size
+
+T = TypeVar("T")
+
+COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall", "sendrecv", "broadcast", "reduce")
+ISSUER_KINDS = ("rgw-user", "sts", "http")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class JumpHost:
+    host: str
+    port: int = 22
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str = "root"
+    key_file: Path | None = None
+    use_agent: bool = True
+    known_hosts: Path | None = None
+    strict_host_keys: bool = True
+    jump_host: JumpHost | None = None
+    connect_timeout_s: float = 10.0
+    command_timeout_s: float = 60.0
+    max_parallel: int = 64
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    host: str
+    port: int = 22
+    user: str = "root"
+    slots: int = 1
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    hcas: tuple[str, ...] = ()
+    netdevs: tuple[str, ...] = ()
+    gid_index: int | Literal["auto"] = "auto"
+    sysfs_root: str = "/sys"
+    max_clock_skew_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """nccl-tests sweep flags; sizes in bytes."""
+
+    min_bytes: int = 1 << 20
+    max_bytes: int = 64 << 20
+    step_factor: int = 2
+    iters: int = 20
+    warmup_iters: int = 5
+    gpus_per_rank: int = 1
+    check: int = 1
+
+    def sizes(self) -> list[int]:
+        """The message sizes the sweep prints, smallest first (nccl-tests' -b/-e/-f rule)."""
+        out, size = [], self.min_bytes
+        while size <= self.max_bytes:
+            out.append(size)
+            if self.step_factor <= 1:
+                break
+            size *= self.step_factor
+        return out
+
+
+@dataclass(frozen=True)
+class NcclTestsSettings:
+    bin_dir: str = "/opt/nccl-tests/build"
+    launcher: Literal["mpirun", "srun"] = "mpirun"
+    mpirun: str = "mpirun"
+    collectives: tuple[str, ...] = ("all_reduce",)
+    node_counts: tuple[int, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    mca: Mapping[str, str] = field(default_factory=dict)
+    sweep: SweepSpec = field(default_factory=SweepSpec)
+    timeout_s: float = 900.0
+    debug: Literal["off", "on", "strict"] = "on"
+    expect_net: str = "IB"
+    expect_gdr: bool = True
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Minimum busbw (GB/s) by collective -> node-count key (int or ``"*"``) -> size (bytes).
+
+    A size key applies to that size and every larger one up to the next key; sizes below the smallest key are
+    not gated. An exact node-count key wins over ``"*"``.
+    """
+
+    table: Mapping[str, Mapping[int | str, Mapping[int, float]]] = field(default_factory=dict)
+    tolerance_pct: float = 0.0
+
+    def lookup(self, collective: str, n_nodes: int, size_bytes: int) -> float | None:
+        """The threshold for one row, or None when the inventory sets none for it."""
+        per_count = self.table.get(collective)
+        if not per_count:
+            return None
+        steps = per_count.get(n_nodes, per_count.get("*"))
+        if not steps:
+            return None
+        keys = [k for k in sorted(steps) if k <= size_bytes]
+        return steps[keys[-1]] if keys else None
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    endpoint: str
+    region: str = "default"
+    issuers: tuple[str, ...] = ("rgw-user",)
+    admin_access_key_env: str | None = None
+    admin_secret_key_env: str | None = None
+    http_base_url: str | None = None
+    http_token_env: str | None = None
+    max_ttl_s: int = 604800
+
+    def env_value(self, attr: str) -> str | None:
+        """Read the secret held in the environment variable that field ``attr`` names."""
+        name = getattr(self, attr)
+        return os.environ.get(name) if name else None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    name: str
+    nodes: tuple[Node, ...]
+    ssh: SshSettings
+    network: NetworkSettings
+    nccl_tests: NcclTestsSettings
+    thresholds: Thresholds
+    storage: StorageSettings | None
+    source: str = "<memory>"
+    #: Set by the sandbox: numbers come from the CPU stand-in for nccl-tests, not from GPUs.
+    standin: bool = False
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"{self.source}: no node named {name!r}")
+
+    def subset(self, names: list[str]) -> Inventory:
+        """The same inventory restricted to ``names`` (in inventory order)."""
+        wanted = set(names)
+        unknown = wanted - {n.name for n in self.nodes}
+        if unknown:
+            raise KeyError(f"{self.source}: unknown node(s): {', '.join(sorted(unknown))}")
+        return _replace(self, nodes=tuple(n for n in self.nodes if n.name in wanted))
+
+
+def _replace(inv: Inventory, **changes: Any) -> Inventory:
+    from dataclasses import replace
+
+    return replace(inv, **changes)
+
+
+class _Reader:
+    """Walks a YAML mapping, collecting every problem instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, path: str, msg: str) -> None:
+        self.problems.append(f"{path}: {msg}")
+
+    def mapping(self, value: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping, got {type(value).__name__}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                hint = _closest(str(key), allowed)
+                self.problem(f"{path}.{key}" if path else str(key), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+        for key in sorted(required):
+            if key not in value or value[key] is None:
+                self.problem(f"{path}.{key}" if path else key, "missing")
+        return value
+
+    def get(self, m: dict[str, Any], key: str, path: str, conv: Callable[[Any, str], T], default: T) -> T:
+        if key not in m or m[key] is None:
+            return default
+        full = f"{path}.{key}" if path else key
+        try:
+            return conv(m[key], full)
+        except ValueError as e:
+            self.problem(full, str(e))
+            return default
+
+
+def _closest(key: str, allowed: set[str]) -> str | None:
+    import difflib
+
+    hits = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    return hits[0] if hits else None
+
+
+def _str(v: Any, _p: str) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"expected a non-empty string, got {v!r}")
+    return v
+
+
+def _name(v: Any, p: str) -> str:
+    s = _str(v, p)
+    if not _NAME_RE.match(s):
+        raise ValueError(f"{s!r} is not a valid name (letters, digits, '_', '-', '.')")
+    return s
+
+
+def _env_name(v: Any, p: str) -> str:
+    s = _str(v, p)
+    if not _ENV_NAME_RE.match(s):
+        raise ValueError(f"{s!r} is not an environment variable name (this field names a variable; never put the secret here)")
+    return s
+
+
+def _int(lo: int | None = None, hi: int | None = None) -> Callable[[Any, str], int]:
+    def conv(v: Any, _p: str) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"expected an integer, got {v!r}")
+        if lo is not None and v < lo:
+            raise ValueError(f"must be >= {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise ValueError(f"must be <= {hi}, got {v}")
+        return v
+
+    return conv
+
+
+def _float(lo: float | None = None) -> Callable[[Any, str], float]:
+    def conv(v: Any, _p: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"expected a number, got {v!r}")
+        if lo is not None and v < lo:
+            raise ValueError(f"must be >= {lo}, got {v}")
+        return float(v)
+
+    return conv
+
+
+def _bool(v: Any, _p: str) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {v!r}")
+    return v
+
+
+def _size(v: Any, _p: str) -> int:
+    return parse_size(v)
+
+
+def _path(v: Any, p: str) -> Path:
+    return Path(os.path.expanduser(_str(v, p)))
+
+
+def _str_list(v: Any, _p: str) -> tuple[str, ...]:
+    if isinstance(v, str) or not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        raise ValueError(f"expected a list of strings, got {v!r}")
+    return tuple(v)
+
+
+def _choice(*options: str) -> Callable[[Any, str], str]:
+    def conv(v: Any, _p: str) -> str:
+        if v is True and "on" in options:  # YAML reads a bare `on` as true
+            return "on"
+        if v is False and "off" in options:
+            return "off"
+        if v not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {v!r}")
+        return str(v)
+
+    return conv
+
+
+def _str_map(v: Any, _p: str) -> dict[str, str]:
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a mapping, got {type(v).__name__}")
+    out = {}
+    for k, val in v.items():
+        if not isinstance(k, str) or isinstance(val, dict | list) or val is None:
+            raise ValueError(f"entry {k!r}: expected NAME: value, got {val!r}")
+        out[k] = "1" if val is True else "0" if val is False else str(val)
+    return out
+
+
+def _read_nodes(r: _Reader, raw: Any, ssh_user: str) -> tuple[Node, ...]:
+    if not isinstance(raw, list) or not raw:
+        r.problem("nodes", "expected a non-empty list of nodes")
+        return ()
+    nodes: list[Node] = []
+    seen_names: dict[str, int] = {}
+    seen_hosts: dict[tuple[str, int], int] = {}
+    for i, item in enumerate(raw):
+        p = f"nodes[{i}]"
+        m = r.mapping(item, p, {"name", "host", "port", "user", "slots"}, {"name", "host"})
+        name = r.get(m, "name", p, _name, "")
+        host = r.get(m, "host", p, _str, "")
+        port = r.get(m, "port", p, _int(1, 65535), 22)
+        node = Node(name=name, host=host, port=port, user=r.get(m, "user", p, _str, ssh_user), slots=r.get(m, "slots", p, _int(1), 1))
+        if name and name in seen_names:
+            r.problem(f"{p}.name", f"duplicate node name {name!r} (also nodes[{seen_names[name]}])")
+        if host and (host, port) in seen_hosts:
+            r.problem(f"{p}.host", f"duplicate address {host}:{port} (also nodes[{seen_hosts[(host, port)]}])")
+        seen_names.setdefault(name, i)
+        seen_hosts.setdefault((host, port), i)
+        nodes.append(node)
+    return tuple(nodes)
+
+
+def _read_ssh(r: _Reader, raw: Any) -> SshSettings:
+    p = "ssh"
+    m = r.mapping(raw, p, {"user", "key_file", "use_agent", "known_hosts", "strict_host_keys", "jump_host", "connect_timeout_s", "command_timeout_s", "max_parallel"})
+    jump = None
+    if m.get("jump_host") is not None:
+        jp = "ssh.jump_host"
+        jm = r.mapping(m["jump_host"], jp, {"host", "port", "user"}, {"host"})
+        jump = JumpHost(host=r.get(jm, "host", jp, _str, ""), port=r.get(jm, "port", jp, _int(1, 65535), 22), user=r.get(jm, "user", jp, _str, None))  # type: ignore[arg-type]
+    s = SshSettings(
+        user=r.get(m, "user", p, _str, "root"),
+        key_file=r.get(m, "key_file", p, _path, None),  # type: ignore[arg-type]
+        use_agent=r.get(m, "use_agent", p, _bool, True),
+        known_hosts=r.get(m, "known_hosts", p, _path, None),  # type: ignore[arg-type]
+        strict_host_keys=r.get(m, "strict_host_keys", p, _bool, True),
+        jump_host=jump,
+        connect_timeout_s=r.get(m, "connect_timeout_s", p, _float(0.1), 10.0),
+        command_timeout_s=r.get(m, "command_timeout_s", p, _float(0.1), 60.0),
+        max_parallel=r.get(m, "max_parallel", p, _int(1, 4096), 64),
+    )
+    if s.key_file is None and not s.use_agent:
+        r.problem("ssh.key_file", "missing (and use_agent is false: there is no way to authenticate)")
+    if s.strict_host_keys and s.known_hosts is None:
+        r.problem("ssh.known_hosts", "missing (strict_host_keys is true, so a known_hosts file is required)")
+    return s
+
+
+def _read_network(r: _Reader, raw: Any) -> NetworkSettings:
+    p = "network"
+    m = r.mapping(raw, p, {"hcas", "netdevs", "gid_index", "sysfs_root", "max_clock_skew_s"})
+
+    def gid(v: Any, _p: str) -> int | Literal["auto"]:
+        if v == "auto":
+            return "auto"
+        return _int(0, 255)(v, _p)
+
+    return NetworkSettings(
+        hcas=r.get(m, "hcas", p, _str_list, ()),
+        netdevs=r.get(m, "netdevs", p, _str_list, ()),
+        gid_index=r.get(m, "gid_index", p, gid, "auto"),
+        sysfs_root=r.get(m, "sysfs_root", p, _str, "/sys"),
+        max_clock_skew_s=r.get(m, "max_clock_skew_s", p, _float(0.0), 1.0),
+    )
+
+
+def _read_nccl(r: _Reader, raw: Any) -> NcclTestsSettings:
+    p = "nccl_tests"
+    m = r.mapping(raw, p, {"bin_dir", "launcher", "mpirun", "collectives", "node_counts", "env", "mca", "sweep", "timeout_s", "debug", "expect_net", "expect_gdr"})
+    sp = "nccl_tests.sweep"
+    sm = r.mapping(m.get("sweep"), sp, {"min_bytes", "max_bytes", "step_factor", "iters", "warmup_iters", "gpus_per_rank", "check"})
+    d = SweepSpec()
+    sweep = SweepSpec(
+        min_bytes=r.get(sm, "min_bytes", sp, _size, d.min_bytes),
+        max_bytes=r.get(sm, "max_bytes", sp, _size, d.max_bytes),
+        step_factor=r.get(sm, "step_factor", sp, _int(1), d.step_factor),
+        iters=r.get(sm, "iters", sp, _int(1), d.iters),
+        warmup_iters=r.get(sm, "warmup_iters", sp, _int(0), d.warmup_iters),
+        gpus_per_rank=r.get(sm, "gpus_per_rank", sp, _int(1), d.gpus_per_rank),
+        check=r.get(sm, "check", sp, _int(0), d.check),
+    )
+    if sweep.min_bytes > sweep.max_bytes:
+        r.problem(f"{sp}.min_bytes", f"larger than max_bytes ({sweep.min_bytes} > {sweep.max_bytes})")
+    collectives = r.get(m, "collectives", p, _str_list, ("all_reduce",))
+    for c in collectives:
+        if c not in COLLECTIVES:
+            r.problem(f"{p}.collectives", f"unknown collective {c!r} (known: {', '.join(COLLECTIVES)})")
+
+    def counts(v: Any, _p: str) -> tuple[int, ...]:
+        if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
+            raise ValueError(f"expected a list of node counts (integers >= 1), got {v!r}")
+        return tuple(v)
+
+    env = r.get(m, "env", p, _str_map, {})
+    for k in env:
+        if not _ENV_NAME_RE.match(k):
+            r.problem(f"{p}.env.{k}", "not an environment variable name")
+    return NcclTestsSettings(
+        bin_dir=r.get(m, "bin_dir", p, _str, "/opt/nccl-tests/build"),
+        launcher=r.get(m, "launcher", p, _choice("mpirun", "srun"), "mpirun"),  # type: ignore[arg-type]
+        mpirun=r.get(m, "mpirun", p, _str, "mpirun"),
+        collectives=collectives,
+        node_counts=r.get(m, "node_counts", p, counts, ()),
+        env=env,
+        mca=r.get(m, "mca", p, _str_map, {}),
+        sweep=sweep,
+        timeout_s=r.get(m, "timeout_s", p, _float(1.0), 900.0),
+        debug=r.get(m, "debug", p, _choice("off", "on", "strict"), "on"),  # type: ignore[arg-type]
+        expect_net=r.get(m, "expect_net", p, _str, "IB"),
+        expect_gdr=r.get(m, "expect_gdr", p, _bool, True),
+    )
+
+
+def _read_thresholds(r: _Reader, raw: Any) -> Thresholds:
+    p = "thresholds"
+    if raw is None:
+        return Thresholds()
+    if not isinstance(raw, dict):
+        r.problem(p, f"expected a mapping, got {type(raw).__name__}")
+        return Thresholds()
+    tolerance = r.get(raw, "tolerance_pct", p, _float(0.0), 0.0)
+    if tolerance >= 100:
+        r.problem(f"{p}.tolerance_pct", f"must be below 100, got {tolerance}")
+    table: dict[str, dict[int | str, dict[int, float]]] = {}
+    for coll, per_count in raw.items():
+        if coll == "tolerance_pct":
+            continue
+        cp = f"{p}.{coll}"
+        if coll not in COLLECTIVES:
+            r.problem(cp, f"unknown collective (known: {', '.join(COLLECTIVES)})")
+            continue
+        if not isinstance(per_count, dict):
+            r.problem(cp, "expected a mapping of node count ('*' or an integer) to sizes")
+            continue
+        table[coll] = {}
+        for count, steps in per_count.items():
+            np_ = f"{cp}.{count}"
+            if count != "*" and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+                r.problem(np_, "node-count key must be '*' or an integer >= 1")
+                continue
+            if not isinstance(steps, dict) or not steps:
+                r.problem(np_, "expected a mapping of message size to minimum busbw in GB/s")
+                continue
+            table[coll][count] = {}
+            for size, value in steps.items():
+                sp = f"{np_}.{size}"
+                try:
+                    nbytes = parse_size(size)
+                except ValueError as e:
+                    r.problem(sp, str(e))
+                    continue
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    r.problem(sp, f"expected a bus bandwidth in GB/s (a number >= 0), got {value!r}")
+                    continue
+                table[coll][count][nbytes] = float(value)
+    return Thresholds(table=table, tolerance_pct=tolerance)
+
+
+def _read_storage(r: _Reader, raw: Any) -> StorageSettings | None:
+    if raw is None:
+        return None
+    p = "storage"
+    m = r.mapping(raw, p, {"endpoint", "region", "issuers", "admin_access_key_env", "admin_secret_key_env", "http_base_url", "http_token_env", "max_ttl_s"}, {"endpoint"})
+    issuers = r.get(m, "issuers", p, _str_list, ("rgw-user",))
+    for kind in issuers:
+        if kind not in ISSUER_KINDS:
+            r.problem(f"{p}.issuers", f"unknown issuer kind {kind!r} (known: {', '.join(ISSUER_KINDS)})")
+    s = StorageSettings(
+        endpoint=r.get(m, "endpoint", p, _str, ""),
+        region=r.get(m, "region", p, _str, "default"),
+        issuers=issuers,
+        admin_access_key_env=r.get(m, "admin_access_key_env", p, _env_name, None),  # type: ignore[arg-type]
+        admin_secret_key_env=r.get(m, "admin_secret_key_env", p, _env_name, None),  # type: ignore[arg-type]
+        http_base_url=r.get(m, "http_base_url", p, _str, None),  # type: ignore[arg-type]
+        http_token_env=r.get(m, "http_token_env", p, _env_name, None),  # type: ignore[arg-type]
+        max_ttl_s=r.get(m, "max_ttl_s", p, _int(1), 604800),
+    )
+    if s.endpoint and not s.endpoint.startswith(("http://", "https://")):
+        r.problem(f"{p}.endpoint", f"expected an http:// or https:// URL, got {s.endpoint!r}")
+    if {"rgw-user", "sts"} & set(issuers) and not (s.admin_access_key_env and s.admin_secret_key_env):
+        r.problem(f"{p}.admin_access_key_env", "missing (the rgw-user and sts issuers need admin credentials from the environment)")
+    if "http" in issuers and not s.http_base_url:
+        r.problem(f"{p}.http_base_url", "missing (the http issuer needs the provider's credential API URL)")
+    return s
+
+
+_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin"}
+
+
+def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
+    """Validate a parsed YAML document and return the inventory.
+
+    Raises:
+        InventoryError: with one message per problem, each naming the field.
+    """
+    r = _Reader()
+    top = r.mapping(data, "", _TOP, {"nodes"})
+    ssh = _read_ssh(r, top.get("ssh"))
+    inv = Inventory(
+        name=r.get(top, "name", "", _name, Path(source).stem if source != "<memory>" else "cluster"),
+        nodes=_read_nodes(r, top.get("nodes"), ssh.user) if "nodes" in top else (),
+        ssh=ssh,
+        network=_read_network(r, top.get("network")),
+        nccl_tests=_read_nccl(r, top.get("nccl_tests")),
+        thresholds=_read_thresholds(r, top.get("thresholds")),
+        storage=_read_storage(r, top.get("storage")),
+        source=source,
+        standin=r.get(top, "standin", "", _bool, False),
+    )
+    if r.problems:
+        raise InventoryError(source, r.problems)
+    return inv
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate a cluster file.
+
+    Raises:
+        InventoryError: the file is missing, is not YAML, or has problems (all of them listed).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise InventoryError(str(p), [f"cannot read the file: {e.strerror or e}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise InventoryError(str(p), [f"{where}not valid YAML ({getattr(e, 'problem', e)})"]) from None
+    return parse_inventory(data, str(p))

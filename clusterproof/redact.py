@@ -1,0 +1,60 @@
+"""Keep secrets out of logs and reports.
+
+Two layers: known secret values registered at run time (S3 keys, session tokens) are replaced wherever they
+appear, and patterns that look like secrets (``AWS_SECRET_ACCESS_KEY=...``, private key blocks, long
+base64 tokens after a secret-ish name) are masked even when nobody registered them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+
+MASK = "***REDACTED***"
+
+_SECRET_NAME = r"(?:SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY|SESSION|API_KEY)"
+_ENV_ASSIGN = re.compile(
+    rf"(?P<name>\b[A-Za-z0-9_]*{_SECRET_NAME}[A-Za-z0-9_]*)(?P<sep>\s*[=:]\s*)(?P<q>[\"']?)(?P<value>[^\s\"',;]+)",
+    re.IGNORECASE,
+)
+_PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL)
+
+
+class Redactor:
+    """Replaces registered secret values and secret-looking assignments in text. Thread-safe."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        for s in secrets:
+            self.add(s)
+
+    def add(self, secret: str | None) -> None:
+        """Register a secret value; values shorter than 6 characters are ignored (too many false hits)."""
+        if secret and len(secret) >= 6:
+            with self._lock:
+                self._secrets.add(secret)
+
+    def __call__(self, text: str) -> str:
+        return self.redact(text)
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` with every registered secret and every secret-looking assignment masked."""
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for s in secrets:
+            if s in text:
+                text = text.replace(s, MASK)
+        text = _PEM.sub(MASK, text)
+        return _ENV_ASSIGN.sub(lambda m: f"{m['name']}{m['sep']}{m['q']}{MASK}", text)
+
+
+#: The process-wide redactor: the S3 issuers register every secret they mint here, and every
+#: writer of logs and reports passes text through it.
+REDACTOR = Redactor()
+
+
+def redact(text: str) -> str:
+    """Mask secrets in ``text`` with the process-wide redactor."""
+    return REDACTOR.redact(text)
