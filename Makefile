@@ -20,7 +20,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 test: venv system-deps
-	$(PY) -m clusterproof.cli selftest
+	$(PY) -m pytest tests
 
 demo: venv system-deps
 	$(PY) -m clusterproof.cli demo

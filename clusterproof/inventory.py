@@ -156,6 +156,9 @@ class Inventory:
     source: str = "<memory>"
     #: Set by the sandbox: numbers come from the CPU stand-in for nccl-tests, not from GPUs.
     standin: bool = False
+    #: Optional KEY=VALUE file (mode 0600) whose values fill unset environment variables, e.g. the S3 admin
+    #: keys that ``storage.*_env`` names. The inventory itself never holds a secret.
+    env_file: Path | None = None
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -185,7 +188,7 @@ class _Reader:
         self.problems: list[str] = []
 
     def problem(self, path: str, msg: str) -> None:
-        self.problems.append(f"{path}: {msg}")
+        self.problems.append(f"{path or '(top level)'}: {msg}")
 
     def mapping(self, value: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         if value is None:
@@ -496,7 +499,7 @@ def _read_storage(r: _Reader, raw: Any) -> StorageSettings | None:
     return s
 
 
-_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin"}
+_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file"}
 
 
 def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
@@ -518,6 +521,7 @@ def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
         storage=_read_storage(r, top.get("storage")),
         source=source,
         standin=r.get(top, "standin", "", _bool, False),
+        env_file=r.get(top, "env_file", "", _path, None),  # type: ignore[arg-type]
     )
     if r.problems:
         raise InventoryError(source, r.problems)
@@ -542,3 +546,33 @@ def load_inventory(path: str | Path) -> Inventory:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise InventoryError(str(p), [f"{where}not valid YAML ({getattr(e, 'problem', e)})"]) from None
     return parse_inventory(data, str(p))
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """Read a ``KEY=VALUE`` secrets file. It must be readable by its owner only.
+
+    Raises:
+        InventoryError: naming the file and line when it is missing, too open, or malformed.
+    """
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode & 0o777
+        text = p.read_text()
+    except OSError as e:
+        raise InventoryError(str(p), [f"env_file: cannot read: {e.strerror or e}"]) from None
+    if mode & 0o077:
+        raise InventoryError(str(p), [f"env_file: mode {mode:o} lets others read the secrets; chmod 600 {p}"])
+    out: dict[str, str] = {}
+    problems = []
+    for i, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not _ENV_NAME_RE.match(key.strip()):
+            problems.append(f"line {i}: expected NAME=VALUE")
+            continue
+        out[key.strip()] = value.strip().strip("'\"")
+    if problems:
+        raise InventoryError(str(p), problems)
+    return out

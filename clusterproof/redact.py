@@ -15,7 +15,7 @@ MASK = "***REDACTED***"
 
 _SECRET_NAME = r"(?:SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY|SESSION|API_KEY)"
 _ENV_ASSIGN = re.compile(
-    rf"(?P<name>\b[A-Za-z0-9_]*{_SECRET_NAME}[A-Za-z0-9_]*)(?P<sep>\s*[=:]\s*)(?P<q>[\"']?)(?P<value>[^\s\"',;]+)",
+    rf"(?P<name>\b[A-Za-z0-9_]*{_SECRET_NAME}[A-Za-z0-9_]*)(?P<sep>[\"']?\s*[=:]\s*)(?P<q>[\"']?)(?P<value>[^\s\"',;]+)",
     re.IGNORECASE,
 )
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL)

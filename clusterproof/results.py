@@ -5,6 +5,7 @@ Every table has fixed columns so that reports, baselines and history can rely on
 - ``NETWORK_COLUMNS``: one row per (node set, collective, message size, placement).
 - ``STORAGE_COLUMNS``: one row per storage access case.
 - ``NODE_COLUMNS``: the facts of each node (extra fact columns are allowed after these).
+- ``TRANSPORT_COLUMNS``: one row per rank of each collective run, from NCCL's own debug logs.
 """
 
 from __future__ import annotations
@@ -66,7 +67,21 @@ NODE_COLUMNS: tuple[str, ...] = (
     "clock_offset_s",
 )
 
-_COLUMNS = {"network": NETWORK_COLUMNS, "storage": STORAGE_COLUMNS, "nodes": NODE_COLUMNS}
+TRANSPORT_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "test_id",
+    "job_id",  # the collective run the NCCL debug files came from
+    "rank",
+    "host",
+    "network",  # IB | Socket | plugin name
+    "devices",  # mlx5_0:1/RoCE,...
+    "gdr",  # every cross-node channel via GDRDMA
+    "gid",  # GID index and address in use
+    "version",  # NCCL version
+    "odd",  # differs from the majority or fails a check
+)
+
+_COLUMNS = {"network": NETWORK_COLUMNS, "storage": STORAGE_COLUMNS, "nodes": NODE_COLUMNS, "transport": TRANSPORT_COLUMNS}
 
 
 class ResultsCollector:
@@ -79,7 +94,7 @@ class ResultsCollector:
         self._lock = threading.Lock()
 
     def add(self, table: str, rows: list[Mapping[str, Any]]) -> None:
-        """Append rows to ``table`` (network, storage or nodes); run_id/cluster are filled in when absent."""
+        """Append rows to ``table`` (network, storage, nodes, transport); run_id/cluster are filled in when absent."""
         if table not in _COLUMNS:
             raise KeyError(f"unknown results table {table!r} (known: {', '.join(_COLUMNS)})")
         cols = _COLUMNS[table]

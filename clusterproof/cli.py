@@ -1,0 +1,271 @@
+"""``clusterproof``: the sandbox, the demo, reports, and the reference credentials service.
+
+    clusterproof sandbox up [--nodes 4]      start N nodes + a real Ceph RGW + the credentials service
+    clusterproof sandbox status | down
+    clusterproof sandbox fault slow-link node03 | clear node03 | break-gids node02 [--mode other_index] | stop-sshd node04 ...
+    clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
+    clusterproof report build reports/<run-id> [--baseline DIR]
+    clusterproof report history reports/
+    clusterproof serve-credentials --port 7499
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from clusterproof.errors import ClusterproofError
+
+CREDENTIALS_TOKEN_ENV = "CP_CREDENTIALS_TOKEN"
+SERVICE_PORT = 7499
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    from clusterproof.sandbox.cluster import DEFAULT_STATE_DIR
+
+    return Path(args.state_dir) if args.state_dir else DEFAULT_STATE_DIR
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _start_service(state_dir: Path, endpoint: str, secrets_env: dict[str, str], port: int) -> tuple[int, str]:
+    """Start the reference credentials service (for the http issuer) as a child process; record its pid."""
+    log = open(state_dir / "credentials-service.log", "ab")
+    env = {**os.environ, **secrets_env, "CP_RGW_ENDPOINT": endpoint}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clusterproof.cli", "serve-credentials", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    (state_dir / "credentials-service.pid").write_text(str(proc.pid))
+    url = f"http://127.0.0.1:{port}"
+    import urllib.request
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ClusterproofError(f"credentials service exited with code {proc.returncode}; see {state_dir / 'credentials-service.log'}")
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
+            return proc.pid, url
+        except OSError:
+            time.sleep(0.1)
+    raise ClusterproofError(f"credentials service did not answer on {url} within 15 s; see {state_dir / 'credentials-service.log'}")
+
+
+def _stop_service(state_dir: Path) -> list[str]:
+    pid_file = state_dir / "credentials-service.pid"
+    if not pid_file.exists():
+        return []
+    pid = int(pid_file.read_text())
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = b""
+    done = []
+    if b"serve-credentials" in cmdline and _alive(pid):  # only the process we started, by pid
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        done.append(f"stopped credentials service pid {pid}")
+    pid_file.unlink()
+    return done
+
+
+def sandbox_up(nodes: int, state_dir: Path, with_storage: bool = True) -> Path:
+    """Start the sandbox cluster, RGW and the credentials service; return the inventory path."""
+    from clusterproof.sandbox import cluster, rgw
+
+    t0 = time.monotonic()
+    sbx = cluster.up(nodes=nodes, state_dir=state_dir)
+    try:
+        if with_storage:
+            info = rgw.start(state_dir / "rgw")
+            token = secrets.token_urlsafe(24)
+            secrets_file = state_dir / "secrets.env"
+            admin = {
+                "CP_RGW_ADMIN_ACCESS_KEY": info.admin_access_key,
+                "CP_RGW_ADMIN_SECRET_KEY": info.admin_secret_key,
+                CREDENTIALS_TOKEN_ENV: token,
+            }
+            fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.writelines(f"{k}={v}\n" for k, v in admin.items())
+            _, url = _start_service(state_dir, info.endpoint, admin, SERVICE_PORT)
+            doc = yaml.safe_load(sbx.inventory_path.read_text())
+            doc["storage"] = rgw.storage_inventory_section(info, http_base_url=url)
+            doc["storage"]["http_token_env"] = CREDENTIALS_TOKEN_ENV
+            doc["env_file"] = str(secrets_file)
+            sbx.inventory_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    except BaseException:
+        sandbox_down(state_dir)
+        raise
+    print(f"sandbox: {len(sbx.nodes)} nodes{' + RGW' if with_storage else ''} up in {time.monotonic() - t0:.1f} s")
+    for n in sbx.nodes:
+        print(f"  {n.name}  {n.ip}")
+    print(f"inventory: {sbx.inventory_path}")
+    print(f"run the suites: pytest suites --cluster sandbox   (or --cluster {sbx.inventory_path})")
+    return sbx.inventory_path
+
+
+def sandbox_down(state_dir: Path) -> None:
+    from clusterproof.sandbox import cluster, rgw
+
+    for line in _stop_service(state_dir):
+        print(line)
+    if (state_dir / "rgw").exists():
+        for line in rgw.stop(state_dir / "rgw"):
+            print(line)
+    for line in cluster.down(state_dir):
+        print(line)
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from clusterproof.sandbox import cluster, faults
+
+    state_dir = _state_dir(args)
+    if args.action == "up":
+        sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage)
+    elif args.action == "down":
+        sandbox_down(state_dir)
+    elif args.action == "status":
+        st = cluster.status(state_dir)
+        print(yaml.safe_dump(st, sort_keys=False) if st else f"no sandbox in {state_dir}")
+    elif args.action == "fault":
+        sbx = cluster.SandboxCluster.from_state(state_dir)
+        kind, node = args.kind, args.node
+        if kind == "slow-link":
+            faults.slow_link(sbx, node, rate=args.rate, delay=args.delay)
+        elif kind == "clear-slow-link":
+            faults.clear_slow_link(sbx, node)
+        elif kind == "break-gids":
+            faults.break_gid_table(sbx, node, mode=args.mode)
+        elif kind == "restore-gids":
+            faults.restore_gid_table(sbx, node)
+        elif kind == "stop-sshd":
+            faults.stop_sshd(sbx, node)
+        elif kind == "start-sshd":
+            faults.start_sshd(sbx, node)
+        print(f"{node}: {kind} done")
+    return 0
+
+
+def run_suites(inventory: Path, extra: Sequence[str] = (), reports_dir: str = "reports") -> int:
+    """Run every suite against ``inventory`` in a child pytest; return its exit code."""
+    cmd = [sys.executable, "-m", "pytest", "suites", "--cluster", str(inventory), "--reports-dir", reports_dir, "-p", "no:cacheprovider", *extra]
+    print("+ " + " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    state_dir = _state_dir(args)
+    inventory = sandbox_up(args.nodes, state_dir)
+    try:
+        rc = run_suites(inventory, args.pytest_args)
+    finally:
+        if not args.keep:
+            sandbox_down(state_dir)
+    latest = Path("reports/latest")
+    print(f"\nreport: {latest / 'index.html'}\nsummary: {latest / 'summary.md'}")
+    print("(numbers come from the sandbox's CPU stand-in for nccl-tests, not from GPUs)")
+    return rc
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from clusterproof import report
+
+    if args.action == "build":
+        summary = report.build(Path(args.path), baseline=Path(args.baseline) if args.baseline else None, tolerance_pct=args.tolerance)
+        print(f"verdict: {summary.verdict.upper()}\nreport: {summary.html_path}\nsummary: {summary.md_path}")
+        return 0 if summary.verdict == "pass" else 1
+    frame = report.history(Path(args.path))
+    print(frame.to_string(index=False) if len(frame) else f"no runs under {args.path}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from clusterproof.s3.service import serve_from_env
+
+    serve_from_env(host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clusterproof", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sb = sub.add_parser("sandbox", help="a multi-node sandbox cluster and a real Ceph RGW on this machine (root)")
+    sb.add_argument("--state-dir", default=None, help="default: $CLUSTERPROOF_SANDBOX_DIR or /tmp/clusterproof-sandbox")
+    sba = sb.add_subparsers(dest="action", required=True)
+    up = sba.add_parser("up")
+    up.add_argument("--nodes", type=int, default=4)
+    up.add_argument("--no-storage", action="store_true", help="nodes only, no RGW")
+    sba.add_parser("down")
+    sba.add_parser("status")
+    fault = sba.add_parser("fault", help="inject or clear a fault on one node")
+    fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd"])
+    fault.add_argument("node")
+    fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
+    fault.add_argument("--rate", default="20mbit")
+    fault.add_argument("--delay", default="5ms")
+    sb.set_defaults(func=_cmd_sandbox)
+
+    demo = sub.add_parser("demo", help="sandbox up, every suite, reports/latest/, sandbox down")
+    demo.add_argument("--nodes", type=int, default=4)
+    demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
+    demo.add_argument("--state-dir", default=None)
+    demo.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    demo.set_defaults(func=_cmd_demo)
+
+    rep = sub.add_parser("report", help="rebuild a report or draw the history of runs")
+    repa = rep.add_subparsers(dest="action", required=True)
+    b = repa.add_parser("build")
+    b.add_argument("path")
+    b.add_argument("--baseline", default=None)
+    b.add_argument("--tolerance", type=float, default=5.0)
+    h = repa.add_parser("history")
+    h.add_argument("path", nargs="?", default="reports")
+    rep.set_defaults(func=_cmd_report)
+
+    srv = sub.add_parser("serve-credentials", help="the reference R2-style credentials API over RgwUserIssuer")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=SERVICE_PORT)
+    srv.set_defaults(func=_cmd_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ClusterproofError as e:
+        print(f"clusterproof: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""The report's figures (matplotlib, Agg backend, PNG): busbw against message size per collective, large-message
+busbw per node set, and a heat map of node pairs when pairs were tested to find a slow node.
+
+Every title says "CPU stand-in — not GPU numbers" when the run used the stand-in, so a screenshot of a
+single plot cannot be mistaken for a GPU result.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: reports are drawn on machines without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import Normalize, TwoSlopeNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from clusterproof.redact import redact  # noqa: E402
+from clusterproof.report import fmt  # noqa: E402
+
+STANDIN_NOTE = "CPU stand-in — not GPU numbers"
+#: Okabe–Ito: distinguishable with the common colour-vision deficiencies, calm on a white page.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+PASS_COLOUR = "#3A7DC9"
+FAIL_COLOUR = "#D62728"
+NEUTRAL_COLOUR = "#9AA0A6"
+THRESHOLD_COLOUR = "#333333"
+DPI = 110
+#: At most this many size labels on an x axis, so they never collide at laptop width.
+MAX_SIZE_TICKS = 12
+
+plt.rcParams.update(
+    {
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.color": "#E5E7EB",
+        "grid.linewidth": 0.8,
+        "axes.axisbelow": True,
+        "legend.frameon": False,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One figure written to disk."""
+
+    kind: str  # "busbw_vs_size" | "large_busbw_by_node_set" | "pair_heatmap" | "history"
+    path: Path
+    title: str  # one line, for captions and alt text
+
+
+def title_with_note(title: str, standin: bool) -> str:
+    """``title``, plus the stand-in note on a second line when the numbers come from the stand-in."""
+    return f"{title}\n{STANDIN_NOTE}" if standin else title
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "plot"
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    plt.close(fig)
+    return path
+
+
+def size_ticks(sizes: list[int]) -> tuple[list[int], list[str]]:
+    """Powers of two covering ``sizes``, thinned to at most ``MAX_SIZE_TICKS``, with human labels."""
+    lo = max(1, min(sizes))
+    hi = max(sizes)
+    ticks = [1 << e for e in range(int(np.floor(np.log2(lo))), int(np.ceil(np.log2(hi))) + 1)]
+    step = max(1, int(np.ceil(len(ticks) / MAX_SIZE_TICKS)))
+    ticks = ticks[::step]
+    return ticks, [fmt.size(t) for t in ticks]
+
+
+def _threshold_curve(group: pd.DataFrame) -> pd.Series:
+    thr = group.groupby("size_bytes")["threshold_gbs"].max().dropna()
+    return thr.sort_index()
+
+
+def busbw_vs_size(network: pd.DataFrame, outdir: Path, standin: bool, cluster: str = "") -> list[Plot]:
+    """One PNG per collective: busbw against message size, a line per node count (median and min–max band
+    when several node sets share a node count), the threshold as a dashed step line.
+
+    Returns:
+        The plots written, in collective order.
+    """
+    placement = fmt.placement_for_plots(network)
+    if placement is None:
+        return []
+    df = network[(network["placement"] == placement) & network["busbw_gbs"].notna() & network["size_bytes"].notna()]
+    plots: list[Plot] = []
+    for collective, cdf in df.groupby("collective", sort=True):
+        fig, ax = plt.subplots(figsize=(9, 4.6), layout="constrained")
+        thresholds: dict[int, pd.Series] = {}
+        for i, (n_nodes, g) in enumerate(cdf.groupby("n_nodes", sort=True)):
+            colour = PALETTE[i % len(PALETTE)]
+            per_size = g.groupby("size_bytes")["busbw_gbs"]
+            sets = g["node_set"].nunique()
+            x = np.array(sorted(g["size_bytes"].unique()), dtype=float)
+            if sets > 1:
+                ax.fill_between(x, per_size.min().to_numpy(), per_size.max().to_numpy(), color=colour, alpha=0.15, lw=0)
+                label = f"{n_nodes} nodes (median of {sets} sets, band = min–max)"
+                y = per_size.median().to_numpy()
+            else:
+                label = f"{n_nodes} nodes"
+                y = per_size.mean().to_numpy()
+            ax.plot(x, y, marker="o", ms=3.5, lw=1.8, color=colour, label=label)
+            thr = _threshold_curve(g)
+            if not thr.empty:
+                thresholds[int(n_nodes)] = thr
+        same = len({tuple(t.items()) for t in thresholds.values()}) == 1
+        for i, (n_nodes, thr) in enumerate(sorted(thresholds.items())):
+            if same and i > 0:
+                break
+            colour = THRESHOLD_COLOUR if same else PALETTE[list(sorted(cdf["n_nodes"].unique())).index(n_nodes) % len(PALETTE)]
+            label = "threshold" if same else f"threshold ({n_nodes} nodes)"
+            ax.step(thr.index.to_numpy(dtype=float), thr.to_numpy(), where="post", ls="--", lw=1.4, color=colour, label=label)
+        ax.set_xscale("log", base=2)
+        ticks, labels = size_ticks([int(s) for s in cdf["size_bytes"]])
+        ax.set_xticks(ticks, labels, rotation=45 if len(ticks) > 9 else 0, ha="right" if len(ticks) > 9 else "center")
+        ax.minorticks_off()
+        ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel(f"message size (bytes, {placement})")
+        ax.set_ylabel("bus bandwidth (GB/s)")
+        title = f"{collective}: bus bandwidth vs message size" + (f" — {cluster}" if cluster else "")
+        ax.set_title(redact(title_with_note(title, standin)), loc="left")
+        ax.legend(loc="upper left", fontsize=9)
+        path = _save(fig, outdir / f"busbw_{_safe_name(str(collective))}.png")
+        plots.append(Plot("busbw_vs_size", path, redact(title)))
+    return plots
+
+
+def _largest_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (collective, node set): the row at the largest message size measured."""
+    idx = df.groupby(["collective", "node_set"])["size_bytes"].idxmax()
+    return df.loc[idx.to_numpy()]
+
+
+def large_busbw_by_node_set(
+    network: pd.DataFrame, outdir: Path, standin: bool, all_nodes: list[str]
+) -> list[Plot]:
+    """One PNG with a horizontal bar per node set (a panel per collective): busbw at the largest size, bars
+    below their threshold in red, the threshold as a black tick on each bar.
+
+    Returns:
+        The plot written, or nothing when there are no rows.
+    """
+    placement = fmt.placement_for_plots(network)
+    if placement is None:
+        return []
+    df = network[(network["placement"] == placement) & network["busbw_gbs"].notna() & network["size_bytes"].notna()]
+    if df.empty:
+        return []
+    rows = _largest_rows(df)
+    collectives = sorted(rows["collective"].unique())
+    counts = [int((rows["collective"] == c).sum()) for c in collectives]
+    height = 1.2 + sum(0.9 + 0.32 * n for n in counts)
+    fig, axes = plt.subplots(
+        len(collectives), 1, figsize=(9, height), layout="constrained", squeeze=False,
+        gridspec_kw={"height_ratios": [max(n, 1) + 2 for n in counts]},
+    )
+    for ax, collective in zip(axes[:, 0], collectives, strict=True):
+        sub = rows[rows["collective"] == collective].sort_values(["n_nodes", "busbw_gbs"], ascending=[False, True])
+        sizes = sub["size_bytes"].unique()
+        labels = [
+            redact(fmt.short_node_set(r.node_set, all_nodes) + ("" if len(sizes) == 1 else f" · {fmt.size(r.size_bytes)}"))
+            for r in sub.itertuples()
+        ]
+        values = sub["busbw_gbs"].to_numpy(dtype=float)
+        thr = sub["threshold_gbs"].to_numpy(dtype=float)
+        colours = [
+            NEUTRAL_COLOUR if np.isnan(t) else (FAIL_COLOUR if v < t or verdict == "fail" else PASS_COLOUR)
+            for v, t, verdict in zip(values, thr, sub["verdict"], strict=True)
+        ]
+        y = np.arange(len(sub))
+        ax.barh(y, values, color=colours, height=0.7)
+        for yi, t in zip(y, thr, strict=True):
+            if not np.isnan(t):
+                ax.vlines(t, yi - 0.45, yi + 0.45, color=THRESHOLD_COLOUR, lw=2)
+        top = float(np.nanmax(np.concatenate([values, thr]))) if len(values) else 1.0
+        for yi, v in zip(y, values, strict=True):
+            ax.text(v + top * 0.01, yi, fmt.gbs(v), va="center", fontsize=8.5)
+        ax.set_yticks(y, labels)
+        ax.set_xlim(0, top * 1.15 if top > 0 else 1)
+        ax.grid(axis="y", visible=False)
+        at = fmt.size(sizes[0]) if len(sizes) == 1 else "the largest size of each set"
+        ax.set_title(redact(f"{collective} at {at} ({placement})"), loc="left", fontsize=10)
+        ax.set_xlabel("bus bandwidth (GB/s)")
+    handles = [
+        Patch(color=PASS_COLOUR, label="meets threshold"),
+        Patch(color=FAIL_COLOUR, label="below threshold"),
+        Line2D([], [], color=THRESHOLD_COLOUR, lw=2, label="threshold"),
+    ]
+    if rows["threshold_gbs"].isna().any():
+        handles.insert(2, Patch(color=NEUTRAL_COLOUR, label="no threshold"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9)
+    title = "Large-message bus bandwidth per node set"
+    fig.suptitle(title_with_note(title, standin), x=0.01, ha="left", fontsize=12)
+    path = _save(fig, outdir / "large_busbw_by_node_set.png")
+    return [Plot("large_busbw_by_node_set", path, title)]
+
+
+def _text_colour(rgba: tuple[float, float, float, float]) -> str:
+    r, g, b, _ = rgba
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
+def pair_heatmaps(network: pd.DataFrame, outdir: Path, standin: bool) -> list[Plot]:
+    """One PNG per collective that was run on at least two distinct node pairs: a symmetric node×node grid
+    of busbw at the largest size, red below the threshold and green above; untested pairs are blank.
+
+    Returns:
+        The plots written (none when no pairs were tested).
+    """
+    placement = fmt.placement_for_plots(network)
+    if placement is None:
+        return []
+    df = network[
+        (network["placement"] == placement) & (network["n_nodes"] == 2) & network["busbw_gbs"].notna()
+    ]
+    plots: list[Plot] = []
+    for collective, cdf in df.groupby("collective", sort=True):
+        if cdf["node_set"].nunique() < 2:
+            continue
+        rows = _largest_rows(cdf)
+        names = sorted({n for s in rows["node_set"] for n in fmt.nodes_of(s)})
+        index = {n: i for i, n in enumerate(names)}
+        grid = np.full((len(names), len(names)), np.nan)
+        for r in rows.itertuples():
+            pair = fmt.nodes_of(r.node_set)
+            if len(pair) != 2:
+                continue
+            a, b = index[pair[0]], index[pair[1]]
+            grid[a, b] = grid[b, a] = float(r.busbw_gbs)
+        values = grid[~np.isnan(grid)]
+        thr_values = rows["threshold_gbs"].dropna()
+        thr = float(thr_values.max()) if not thr_values.empty else None
+        lo, hi = float(values.min()), float(values.max())
+        norm: Normalize
+        if thr is not None and lo < thr < hi:
+            norm = TwoSlopeNorm(vmin=lo, vcenter=thr, vmax=hi)
+        elif thr is not None and hi <= thr:
+            norm = Normalize(vmin=lo, vmax=thr * 1.5)  # everything below: all red-to-orange
+        else:
+            norm = Normalize(vmin=min(lo, thr if thr is not None else lo) * 0.5, vmax=hi if hi > lo else lo + 1)
+        cmap = plt.get_cmap("RdYlGn").copy()
+        cmap.set_bad("#F3F4F6")
+        side = max(4.8, 0.62 * len(names) + 2.6)
+        fig, ax = plt.subplots(figsize=(side + 1.2, side), layout="constrained")
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm)
+        for i in range(len(names)):
+            for j in range(len(names)):
+                v = grid[i, j]
+                if np.isnan(v):
+                    ax.text(j, i, "–" if i != j else "", ha="center", va="center", color="#9CA3AF", fontsize=9)
+                else:
+                    ax.text(j, i, fmt.gbs(v), ha="center", va="center", fontsize=9, color=_text_colour(cmap(norm(v))))
+        ax.set_xticks(range(len(names)), [redact(n) for n in names], rotation=45, ha="right")
+        ax.set_yticks(range(len(names)), [redact(n) for n in names])
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        sizes = rows["size_bytes"].unique()
+        at = fmt.size(sizes[0]) if len(sizes) == 1 else "the largest size"
+        bar = fig.colorbar(image, ax=ax, shrink=0.8)
+        bar.set_label(f"bus bandwidth at {at} (GB/s)")
+        if thr is not None:
+            bar.ax.axhline(thr, color=THRESHOLD_COLOUR, lw=2)
+        title = f"{collective}: node pairs at {at} ({placement})"
+        ax.set_title(redact(title_with_note(title, standin)), loc="left")
+        path = _save(fig, outdir / f"pairs_{_safe_name(str(collective))}.png")
+        plots.append(Plot("pair_heatmap", path, redact(title)))
+    return plots
+
+
+def draw_all(network: pd.DataFrame, outdir: Path, standin: bool, cluster: str, all_nodes: list[str]) -> list[Plot]:
+    """Draw every report figure into ``outdir`` (the run's ``plots/``), replacing old PNGs there.
+
+    Returns:
+        The plots in page order: per-collective curves, the node-set bars, the pair heat maps.
+    """
+    outdir.mkdir(parents=True, exist_ok=True)
+    for old in outdir.glob("*.png"):
+        old.unlink()
+    return (
+        busbw_vs_size(network, outdir, standin, cluster)
+        + large_busbw_by_node_set(network, outdir, standin, all_nodes)
+        + pair_heatmaps(network, outdir, standin)
+    )

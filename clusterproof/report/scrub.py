@@ -1,0 +1,192 @@
+"""Keep secrets and environment dumps out of everything the report writes, and prove it afterwards.
+
+``clusterproof.redact`` masks registered secrets and ``NAME=value`` assignments whose name looks secret.
+Reports need two more things on top of it:
+
+- an *environment dump* (``env`` output, or the ``"env": ["K=V", ...]`` array nccl-tests ``-J`` writes) is
+  removed as a whole, because it leaks host names, paths and tokens whose names look harmless;
+- JSON objects and table columns whose *key* looks secret (``{"AWS_SECRET_ACCESS_KEY": "..."}``) have their
+  value masked, which the text patterns cannot see because of the quotes between name and value.
+
+``scan_dir`` re-reads a finished report directory and says which files still contain something the
+redactor would change; the scorecard's Security criterion is built on it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from clusterproof.redact import MASK, redact
+
+#: Lines of ``env``/``printenv`` output: ``NAME=value``.
+_ENV_LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*=.*$")
+#: A dump needs this many consecutive ``NAME=value`` lines; fewer are ordinary settings worth keeping.
+_ENV_MIN_LINES = 5
+#: One line holding a whole environment (``env | tr '\n' ' '``) has well-known variables in it.
+_ENV_TOKEN = re.compile(r"(?<![\w-])[A-Za-z_][A-Za-z0-9_]*=\S*")
+_ENV_WELL_KNOWN = re.compile(r"(?<![\w-])(?:PATH|HOME|USER|SHELL|PWD|HOSTNAME|LANG|TERM)=")
+#: The ``"env": ["K=V", ...]`` array of nccl-tests JSON output (and any list of quoted assignments).
+_QUOTED_ENV_LIST = re.compile(r'"[A-Za-z_][A-Za-z0-9_]*=[^"\n]*"(?:\s*,\s*"[A-Za-z_][A-Za-z0-9_]*=[^"\n]*"){4,}')
+#: Base64 images embedded in HTML are generated from scrubbed text; scanning them only finds noise.
+_DATA_URI = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+")
+
+
+def _dump_note(count: int) -> str:
+    return f"[environment dump removed: {count} variables]"
+
+
+def remove_env_dumps(text: str) -> str:
+    """Return ``text`` with every environment dump replaced by a one-line note.
+
+    A dump is: five or more consecutive ``NAME=value`` lines; a single line with five or more ``NAME=value``
+    tokens among which a well-known variable (``PATH=``, ``HOME=``...); or a list of five or more quoted
+    ``"NAME=value"`` strings. Shorter runs (``NCCL_IB_GID_INDEX=5`` in a command line) are kept.
+    """
+    text = _QUOTED_ENV_LIST.sub(lambda m: '"' + _dump_note(m.group(0).count('"') // 2) + '"', text)
+    lines = text.split("\n")
+    out: list[str] = []
+    run: list[str] = []
+
+    def one_line(line: str) -> str:
+        tokens = _ENV_TOKEN.findall(line)
+        if len(tokens) >= _ENV_MIN_LINES and _ENV_WELL_KNOWN.search(line):
+            return _dump_note(len(tokens))
+        return line
+
+    def flush() -> None:
+        if len(run) >= _ENV_MIN_LINES:
+            out.append(_dump_note(len(run)))
+        else:
+            out.extend(one_line(line) for line in run)
+        run.clear()
+
+    for line in lines:
+        if _ENV_LINE.match(line):
+            run.append(line)
+            continue
+        flush()
+        out.append(one_line(line))
+    flush()
+    return "\n".join(out)
+
+
+def scrub(text: str) -> str:
+    """Return ``text`` without environment dumps, registered secrets or secret-looking assignments."""
+    return redact(remove_env_dumps(text))
+
+
+def _key_is_secret(key: str) -> bool:
+    # Reuse the redactor's notion of a secret-looking name instead of keeping a second list.
+    return redact(f"{key}=x") != f"{key}=x"
+
+
+def scrub_obj(obj: Any) -> Any:
+    """Return a copy of a JSON-like value (dicts, lists, strings, numbers) with every string scrubbed and
+    the values of secret-looking keys replaced by the mask."""
+    if isinstance(obj, str):
+        return scrub(obj)
+    if isinstance(obj, dict):
+        return {
+            k: (MASK if isinstance(k, str) and _key_is_secret(k) and v not in (None, "") else scrub_obj(v))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [scrub_obj(v) for v in obj]
+    return obj
+
+
+def scrub_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of ``df`` whose string cells are scrubbed; a column whose name looks secret is masked
+    whole. Non-string cells (numbers, NA) are left as they are, so dtypes survive."""
+    out = df.copy()
+    for col in out.columns:
+        series = out[col]
+        if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+            continue
+        if _key_is_secret(str(col)):
+            out[col] = series.map(lambda v: MASK if isinstance(v, str) and v else v)
+        else:
+            out[col] = series.map(lambda v: scrub(v) if isinstance(v, str) else v)
+    return out
+
+
+@dataclass(frozen=True)
+class Leak:
+    """A place in a report file where the redactor would still change something. Never holds the secret."""
+
+    path: str  # relative to the scanned directory
+    where: str  # "line 12" or "column detail, row 3"
+
+    def __str__(self) -> str:
+        return f"{self.path}: secret-looking text at {self.where}"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What ``scan_dir`` looked at and what it found."""
+
+    files: int
+    bytes: int
+    leaks: list[Leak]
+
+
+def _text_leaks(rel: str, text: str) -> list[Leak]:
+    if scrub(text) == text:
+        return []
+    leaks = [Leak(rel, f"line {i}") for i, line in enumerate(text.split("\n"), start=1) if scrub(line) != line]
+    # A multi-line environment dump changes only when seen whole, so no single line is to blame.
+    return leaks or [Leak(rel, "an environment dump")]
+
+
+def _parquet_leaks(rel: str, path: Path) -> list[Leak]:
+    df = pd.read_parquet(path)
+    leaks = []
+    for col in df.columns:
+        if _key_is_secret(str(col)):
+            values = [v for v in df[col].tolist() if isinstance(v, str) and v and v != MASK]
+            if values:
+                leaks.append(Leak(rel, f"column {col}"))
+            continue
+        for i, v in enumerate(df[col].tolist()):
+            if isinstance(v, str) and scrub(v) != v:
+                leaks.append(Leak(rel, f"column {col}, row {i}"))
+    return leaks
+
+
+#: Files produced from already-scrubbed data whose bytes are not text (PNG pixels).
+_BINARY_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".ico"}
+
+
+def scan_dir(root: Path, skip: Iterable[Path] = ()) -> ScanResult:
+    """Re-read every file under ``root`` and report each place where registered secrets, secret-looking
+    assignments or environment dumps remain. HTML is unescaped first (``&quot;`` would fool the
+    patterns) and its embedded images are skipped; parquet files are read cell by cell.
+
+    Returns:
+        ``ScanResult`` with the number of files and bytes scanned and the leaks found (never the values).
+    """
+    skipped = {p.resolve() for p in skip}
+    files = 0
+    size = 0
+    leaks: list[Leak] = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.resolve() in skipped or path.suffix.lower() in _BINARY_SUFFIXES:
+            continue
+        rel = path.relative_to(root).as_posix()
+        files += 1
+        size += path.stat().st_size
+        if path.suffix == ".parquet":
+            leaks.extend(_parquet_leaks(rel, path))
+            continue
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        if path.suffix in (".html", ".htm"):
+            text = html.unescape(_DATA_URI.sub("", text))
+        leaks.extend(_text_leaks(rel, text))
+    return ScanResult(files, size, leaks)

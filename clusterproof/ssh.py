@@ -1,0 +1,642 @@
+"""SSH to the cluster nodes: one paramiko connection per node, opened lazily, reused, and fanned out in parallel.
+
+What this module guarantees:
+
+- **Strict host keys** (``ssh.strict_host_keys: true``): the server's key must be in the inventory's
+  ``known_hosts`` (plain, ``[host]:port`` and hashed entries), otherwise the node is refused, like
+  ``paramiko.RejectPolicy`` / OpenSSH ``StrictHostKeyChecking yes``. Keys are never added to any file.
+  The file is parsed once and shared by every connection (the parse is per line and per client, so giving
+  each client its own copy costs O(N^2) CPU over a cluster). With ``strict_host_keys: false`` an unknown key
+  is accepted with a warning and recorded in :attr:`SshPool.unverified_hosts`: that is INSECURE (anybody on
+  the path can impersonate the node) and only meant for throw-away test set-ups. A key that *differs* from a
+  known_hosts entry is refused in both modes.
+- **Low latency.** paramiko never sets ``TCP_NODELAY``, and the server's channel-open confirmation sits behind
+  the client's delayed ACK; each costs a ~40 ms stall per connection. Every socket gets ``TCP_NODELAY`` and
+  ``TCP_QUICKACK`` re-armed around every ``recv`` (Linux; the kernel clears QUICKACK after it fires).
+  The private key is loaded once; the agent and ``~/.ssh`` are not probed unless asked for.
+- **Timeouts do not stop remote processes.** When :meth:`SshPool.run` times out it closes the channel and
+  returns ``timed_out=True, rc=None``. OpenSSH does not signal a process whose channel closes (no pty), so a
+  remote ``mpirun`` keeps running and holding its resources: the caller must kill it explicitly (by process
+  group or pid file), never with a broad ``pkill -f``.
+- **Environment** passed to :meth:`SshPool.run` is rendered as ``export NAME='value';`` in front of the
+  command, because sshd silently drops ``env`` requests for names outside its ``AcceptEnv``. Values therefore
+  appear in the remote process list while the command runs; they never appear in logs or in
+  :class:`CommandResult` (which holds the command without them).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import select
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import paramiko
+
+from clusterproof.errors import CommandFailed, InventoryError, NodeUnreachable
+from clusterproof.inventory import Inventory, JumpHost, Node, SshSettings
+from clusterproof.redact import redact
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: stdin larger than this is sent from a helper thread, so that a command that writes a lot before reading
+#: its input cannot dead-lock against us (both SSH windows full).
+_INLINE_STDIN_BYTES = 256 * 1024
+_READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one command did on one node.
+
+    ``seconds`` is the time from sending the command on an open connection to its exit (connecting is not
+    included); ``sent_at`` is the local wall clock (``time.time()``) when it was sent, so
+    ``sent_at + seconds`` is when the answer was complete. ``rc`` is None when the command timed out or was
+    killed by a signal (no exit code).
+    """
+
+    host: str
+    command: str
+    rc: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool = False
+    sent_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0 within its timeout."""
+        return self.rc == 0 and not self.timed_out
+
+    def check(self) -> CommandResult:
+        """Return self when :attr:`ok`.
+
+        Raises:
+            CommandFailed: naming the node, the quoted command, the exit code and the last 20 stderr lines.
+        """
+        if self.ok:
+            return self
+        reason = f"timed out after {self.seconds:.1f}s" if self.timed_out else ""
+        raise CommandFailed(self.host, redact(self.command), self.rc, redact(self.stderr), reason=reason)
+
+
+class _LowLatencySocket:
+    """A TCP socket with Nagle off and delayed ACKs suppressed; everything else is the wrapped socket.
+
+    ``TCP_QUICKACK`` is not sticky (the kernel drops back to delayed ACKs), so it is re-armed before and
+    after every ``recv``. paramiko's packetizer only calls ``recv``/``send``/``settimeout``/``close``.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._quickack: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+    def _rearm(self) -> None:
+        if self._quickack is not None:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, self._quickack, 1)
+            except OSError:  # the socket is closing; the next recv reports it
+                pass
+
+    def recv(self, size: int) -> bytes:
+        self._rearm()
+        data = self._sock.recv(size)
+        self._rearm()
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def render_command(command: str | Sequence[str]) -> str:
+    """A shell command line: a str is used as is (it is shell code), a list is quoted with ``shlex.join``.
+
+    Raises:
+        ValueError: the command is empty.
+    """
+    text = command if isinstance(command, str) else shlex.join(command)
+    if not text.strip():
+        raise ValueError("empty command")
+    return text
+
+
+def _with_env(command: str, env: Mapping[str, str] | None) -> str:
+    if not env:
+        return command
+    bad = [k for k in env if not _ENV_NAME.match(k)]
+    if bad:
+        raise ValueError(f"not environment variable names: {', '.join(map(repr, bad))}")
+    assignments = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())
+    return f"export {assignments}; {command}"
+
+
+def _known_hosts_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class SshPool:
+    """One SSH connection per node, opened on first use, reused by every call, safe to share between threads.
+
+    Build it with :meth:`from_inventory` (or from nodes and :class:`SshSettings`) and close it with
+    :meth:`close` or a ``with`` block. Connection problems raise :class:`NodeUnreachable` with the reason;
+    fan-out methods return them per node instead of raising.
+    """
+
+    def __init__(self, nodes: Sequence[Node], settings: SshSettings) -> None:
+        if settings.strict_host_keys and settings.known_hosts is None:
+            raise InventoryError("ssh settings", ["ssh.known_hosts: missing (strict_host_keys is true)"])
+        self.settings = settings
+        self._nodes: dict[str, Node] = {n.name: n for n in nodes}
+        self._node_locks = {name: threading.Lock() for name in self._nodes}
+        self._transports: dict[str, paramiko.Transport] = {}
+        self._setup_lock = threading.Lock()
+        self._credentials_loaded = False
+        self._credential_error: str | None = None
+        self._host_keys = paramiko.HostKeys()
+        self._pkey: paramiko.PKey | None = None
+        self._jump_lock = threading.Lock()
+        self._jump: paramiko.Transport | None = None
+        #: ``host[:port]`` of every server whose key was accepted without verification (non-strict mode).
+        self.unverified_hosts: list[str] = []
+
+    @classmethod
+    def from_inventory(cls, inventory: Inventory) -> SshPool:
+        """A pool for every node of ``inventory`` with its ``ssh`` settings."""
+        return cls(inventory.nodes, inventory.ssh)
+
+    # ----- node names -------------------------------------------------------------------------------------
+
+    @property
+    def node_names(self) -> list[str]:
+        """Node names in inventory order."""
+        return list(self._nodes)
+
+    def node(self, name: str) -> Node:
+        """The inventory entry of node ``name``.
+
+        Raises:
+            KeyError: no such node (the message lists the known ones).
+        """
+        try:
+            return self._nodes[name]
+        except KeyError:
+            raise KeyError(f"unknown node {name!r} (known: {', '.join(self._nodes)})") from None
+
+    def _select(self, nodes: Sequence[str] | None) -> list[str]:
+        if nodes is None:
+            return list(self._nodes)
+        if isinstance(nodes, str):
+            raise TypeError("nodes must be a list of node names, not a str")
+        for name in nodes:
+            self.node(name)
+        wanted = set(nodes)
+        return [n for n in self._nodes if n in wanted]
+
+    # ----- credentials (loaded once, shared) --------------------------------------------------------------
+
+    def _load_credentials(self) -> None:
+        """Parse known_hosts and load the key file once; remember a failure so every node reports it."""
+        with self._setup_lock:
+            if self._credentials_loaded:
+                return
+            s = self.settings
+            try:
+                if s.known_hosts is not None:
+                    try:
+                        self._host_keys.load(os.fspath(s.known_hosts))
+                    except OSError as e:
+                        raise _CredentialError(f"cannot read known_hosts {s.known_hosts}: {e.strerror or e}") from e
+                if s.key_file is not None:
+                    self._pkey = _load_key(s.key_file)
+            except _CredentialError as e:
+                self._credential_error = str(e)
+            self._credentials_loaded = True
+
+    # ----- connecting -------------------------------------------------------------------------------------
+
+    def _open_socket(self, label: str, host: str, port: int, via: paramiko.Transport | None) -> Any:
+        timeout = self.settings.connect_timeout_s
+        if via is not None:
+            try:
+                return via.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
+            except paramiko.ChannelException as e:
+                raise NodeUnreachable(label, f"the jump host could not connect to {host}:{port} ({e.text})") from None
+            except (paramiko.SSHException, EOFError, OSError) as e:
+                raise NodeUnreachable(label, f"lost the jump host while opening a tunnel to {host}:{port}: {e}") from None
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except socket.gaierror as e:
+            raise NodeUnreachable(label, f"cannot resolve host name {host!r}: {e.strerror or e}") from None
+        except ConnectionRefusedError:
+            raise NodeUnreachable(label, f"connection refused at {host}:{port}") from None
+        except TimeoutError:
+            raise NodeUnreachable(label, f"timed out after {timeout:g}s connecting to {host}:{port}") from None
+        except OSError as e:
+            raise NodeUnreachable(label, f"cannot connect to {host}:{port}: {e.strerror or e}") from None
+        return _LowLatencySocket(sock)
+
+    def _open_transport(self, label: str, host: str, port: int, user: str, via: paramiko.Transport | None) -> paramiko.Transport:
+        """Connect, verify the host key and authenticate; returns an authenticated transport."""
+        self._load_credentials()
+        if self._credential_error:
+            raise NodeUnreachable(label, self._credential_error)
+        sock = self._open_socket(label, host, port, via)
+        timeout = self.settings.connect_timeout_s
+        transport = paramiko.Transport(sock)
+        try:
+            transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = timeout
+            known = self._host_keys.lookup(_known_hosts_name(host, port))
+            if known:
+                _prefer_host_key_type(transport, known.keys()[0])
+            try:
+                transport.start_client(timeout=timeout)
+            except (paramiko.SSHException, EOFError, OSError) as e:
+                raise NodeUnreachable(label, f"SSH handshake with {host}:{port} failed: {e or type(e).__name__}") from None
+            self._verify_host_key(label, host, port, transport.get_remote_server_key(), known)
+            self._authenticate(label, transport, user)
+        except BaseException:
+            transport.close()
+            raise
+        return transport
+
+    def _verify_host_key(self, label: str, host: str, port: int, key: paramiko.PKey, known: Any) -> None:
+        name = _known_hosts_name(host, port)
+        path = self.settings.known_hosts
+        if not known:
+            if self.settings.strict_host_keys:
+                raise NodeUnreachable(
+                    label, f"host key not in known_hosts {path} (strict host keys): no {key.get_name()} key for {name}, server offers {key.fingerprint}"
+                )
+            log.warning("%s: accepting UNVERIFIED host key %s %s for %s (strict_host_keys is false)", label, key.get_name(), key.fingerprint, name)
+            with self._setup_lock:
+                self.unverified_hosts.append(name)
+            return
+        ours = known.get(key.get_name())
+        if ours != key:
+            have = ", ".join(f"{k.get_name()} {k.fingerprint}" for k in known.values())
+            raise NodeUnreachable(
+                label, f"host key mismatch for {name}: server offers {key.get_name()} {key.fingerprint}, known_hosts {path} has {have}"
+            )
+
+    def _authenticate(self, label: str, transport: paramiko.Transport, user: str) -> None:
+        tried: list[str] = []
+        if self._pkey is not None:
+            try:
+                transport.auth_publickey(user, self._pkey)
+                return
+            except paramiko.AuthenticationException:
+                tried.append(f"key {self.settings.key_file}")
+        if self.settings.use_agent:
+            agent = paramiko.Agent()
+            try:
+                keys = agent.get_keys()
+                for key in keys:
+                    try:
+                        transport.auth_publickey(user, key)
+                        return
+                    except paramiko.AuthenticationException:
+                        pass
+                tried.append(f"{len(keys)} agent key(s)" if keys else "the agent (no keys; is SSH_AUTH_SOCK set?)")
+            finally:
+                agent.close()
+        raise NodeUnreachable(label, f"authentication failed for user {user} with {' and '.join(tried) or 'no credentials'}")
+
+    def _jump_transport(self) -> paramiko.Transport:
+        jump = self.settings.jump_host
+        assert jump is not None
+        with self._jump_lock:
+            if self._jump is not None and self._jump.is_active():
+                return self._jump
+            if self._jump is not None:
+                self._jump.close()
+            label = f"jump host {jump.host}:{jump.port}"
+            self._jump = self._open_transport(label, jump.host, jump.port, jump.user or self.settings.user, None)
+            return self._jump
+
+    def _connect(self, name: str) -> paramiko.Transport:
+        node = self.node(name)
+        via = None
+        jump: JumpHost | None = self.settings.jump_host
+        if jump is not None:
+            try:
+                via = self._jump_transport()
+            except NodeUnreachable as e:
+                raise NodeUnreachable(name, f"via {e.node}: {e.reason}") from None
+        t0 = time.perf_counter()
+        transport = self._open_transport(name, node.host, node.port, node.user, via)
+        log.debug("%s: connected to %s@%s:%s in %.0f ms", name, node.user, node.host, node.port, 1000 * (time.perf_counter() - t0))
+        return transport
+
+    def _transport(self, name: str) -> paramiko.Transport:
+        """The node's live transport, connecting (or reconnecting a dead one) first."""
+        lock = self._node_locks.get(name)
+        if lock is None:
+            self.node(name)  # raises the KeyError with the known names
+            raise AssertionError("unreachable")
+        with lock:
+            transport = self._transports.get(name)
+            if transport is not None and transport.is_active():
+                return transport
+            if transport is not None:
+                transport.close()
+                del self._transports[name]
+            transport = self._connect(name)
+            self._transports[name] = transport
+            return transport
+
+    def _open_session(self, name: str) -> paramiko.Channel:
+        """A new session channel; reconnects once when the cached transport turns out to be dead."""
+        for attempt in (1, 2):
+            transport = self._transport(name)
+            try:
+                return transport.open_session(timeout=self.settings.connect_timeout_s)
+            except (paramiko.SSHException, EOFError, OSError) as e:
+                if transport.is_active():
+                    raise NodeUnreachable(name, f"the server refused a new session: {e}") from None
+                if attempt == 2:
+                    raise NodeUnreachable(name, f"connection lost and could not be re-opened: {e}") from None
+                log.debug("%s: connection died (%s); reconnecting", name, e)
+        raise AssertionError("unreachable")
+
+    def connect_all(self, nodes: Sequence[str] | None = None) -> dict[str, Exception | None]:
+        """Open (or check) the connection to every node in parallel.
+
+        Returns:
+            node name -> None when connected, or the :class:`NodeUnreachable` saying why not; inventory order.
+        """
+        results = self.map_nodes(self._transport, nodes)
+        return {name: (r if isinstance(r, Exception) else None) for name, r in results.items()}
+
+    # ----- running commands -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        node: str,
+        command: str | Sequence[str],
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
+    ) -> CommandResult:
+        """Run one command on one node over its (reused) connection.
+
+        Args:
+            command: shell code (str, used as is) or an argv list (quoted with ``shlex.join``).
+            timeout: seconds; None means the inventory's ``ssh.command_timeout_s``. On expiry the channel is
+                closed and the result has ``timed_out=True, rc=None``; the remote process is NOT stopped.
+            env: variables exported for this command only (see the module notes; never logged).
+            stdin: text fed to the command's standard input, which is closed afterwards (also when None).
+
+        Raises:
+            NodeUnreachable: the node could not be connected to (the reason says why).
+            KeyError: unknown node name. ValueError: empty command or bad variable name.
+        """
+        text = render_command(command)
+        wire = _with_env(text, env)
+        limit = self.settings.command_timeout_s if timeout is None else timeout
+        if limit <= 0:
+            raise ValueError(f"timeout must be > 0, got {limit}")
+        log.debug("%s: run %s%s", node, redact(text), f" [env: {', '.join(env)}]" if env else "")
+        chan = self._open_session(node)
+        try:
+            return _execute(node, chan, text, wire, limit, stdin)
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            raise NodeUnreachable(node, f"connection lost while running a command: {e}") from None
+        finally:
+            chan.close()
+
+    def run_all(
+        self, command: str | Sequence[str], nodes: Sequence[str] | None = None, timeout: float | None = None
+    ) -> dict[str, CommandResult | NodeUnreachable]:
+        """Run the same command on many nodes in parallel (``ssh.max_parallel`` at a time).
+
+        Never stops at the first failure. Returns node name -> result, or the :class:`NodeUnreachable` of a
+        node that could not be reached, in inventory order.
+        """
+        render_command(command)  # a bad command is the caller's error, not 32 per-node ones
+        return self.map_nodes(lambda name: self.run(name, command, timeout=timeout), nodes)
+
+    def map_nodes(self, fn: Callable[[str], T], nodes: Sequence[str] | None = None) -> dict[str, T | NodeUnreachable]:
+        """Call ``fn(node_name)`` for every node in parallel; a :class:`NodeUnreachable` becomes that node's value.
+
+        Any other exception is re-raised once every call has finished. Returns results in inventory order.
+        """
+        names = self._select(nodes)
+        results: dict[str, T | NodeUnreachable] = {}
+
+        def call(name: str) -> T | NodeUnreachable:
+            try:
+                return fn(name)
+            except NodeUnreachable as e:
+                return e
+
+        if len(names) <= 1:
+            return {name: call(name) for name in names}
+        width = max(1, min(self.settings.max_parallel, len(names)))
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="clusterproof-ssh") as pool:
+            futures = {name: pool.submit(call, name) for name in names}
+            errors: list[BaseException] = []
+            for name, fut in futures.items():
+                exc = fut.exception()
+                if exc is not None:
+                    errors.append(exc)
+                else:
+                    results[name] = fut.result()
+        if errors:
+            raise errors[0]
+        return results
+
+    # ----- files ------------------------------------------------------------------------------------------
+
+    def _sftp(self, node: str) -> paramiko.SFTPClient:
+        for attempt in (1, 2):
+            transport = self._transport(node)
+            try:
+                sftp = paramiko.SFTPClient.from_transport(transport)
+            except (paramiko.SSHException, EOFError, OSError) as e:
+                if transport.is_active() or attempt == 2:
+                    raise NodeUnreachable(node, f"cannot start SFTP: {e}") from None
+                continue
+            if sftp is None:
+                raise NodeUnreachable(node, "cannot start SFTP (the server refused the channel)")
+            return sftp
+        raise AssertionError("unreachable")
+
+    def put(self, node: str, source: str | os.PathLike[str] | bytes, remote_path: str) -> None:
+        """Copy a local file (path) or ``bytes`` to ``remote_path`` on ``node`` over SFTP.
+
+        Raises:
+            FileNotFoundError/PermissionError: the local file cannot be read.
+            CommandFailed: the remote side refused (e.g. missing directory, permissions).
+            NodeUnreachable: connection problems.
+        """
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        sftp = self._sftp(node)
+        try:
+            sftp.putfo(io.BytesIO(data), remote_path, file_size=len(data))
+        except OSError as e:
+            raise CommandFailed(node, f"sftp put {remote_path}", None, reason=str(e.strerror or e)) from None
+        finally:
+            sftp.close()
+
+    def get(self, node: str, remote_path: str) -> bytes:
+        """The contents of ``remote_path`` on ``node`` (SFTP).
+
+        Raises:
+            CommandFailed: the file is missing or unreadable. NodeUnreachable: connection problems.
+        """
+        sftp = self._sftp(node)
+        buf = io.BytesIO()
+        try:
+            sftp.getfo(remote_path, buf)
+        except OSError as e:
+            raise CommandFailed(node, f"sftp get {remote_path}", None, reason=str(e.strerror or e)) from None
+        finally:
+            sftp.close()
+        return buf.getvalue()
+
+    # ----- lifetime ---------------------------------------------------------------------------------------
+
+    def is_connected(self, node: str) -> bool:
+        """True when ``node`` has an open connection right now."""
+        transport = self._transports.get(node)
+        return transport is not None and transport.is_active()
+
+    def close(self) -> None:
+        """Close every connection (the pool can still be used afterwards; it reconnects lazily)."""
+        for name in list(self._transports):
+            with self._node_locks[name]:
+                transport = self._transports.pop(name, None)
+                if transport is not None:
+                    transport.close()
+        with self._jump_lock:
+            if self._jump is not None:
+                self._jump.close()
+                self._jump = None
+
+    def __enter__(self) -> SshPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _CredentialError(Exception):
+    pass
+
+
+def _load_key(path: Path) -> paramiko.PKey:
+    """Load an ed25519/ecdsa/rsa private key (OpenSSH or PEM format)."""
+    try:
+        return paramiko.PKey.from_path(path)
+    except FileNotFoundError:
+        raise _CredentialError(f"key file {path} does not exist") from None
+    except PermissionError:
+        raise _CredentialError(f"key file {path} is not readable (permission denied)") from None
+    except IsADirectoryError:
+        raise _CredentialError(f"key file {path} is a directory") from None
+    except paramiko.PasswordRequiredException:
+        raise _CredentialError(f"key file {path} is encrypted; load it into an agent and set ssh.use_agent") from None
+    except (paramiko.SSHException, ValueError, OSError) as e:
+        raise _CredentialError(f"key file {path} is not a usable private key: {e}") from None
+
+
+def _prefer_host_key_type(transport: paramiko.Transport, keytype: str) -> None:
+    """Ask the server for the key type known_hosts has, so that a node with several host keys verifies."""
+    options = transport.get_security_options()
+    if keytype == "ssh-rsa":
+        keytype = next((k for k in ("rsa-sha2-512", "rsa-sha2-256") if k in options.key_types), keytype)
+    if keytype in options.key_types:
+        options.key_types = [keytype] + [k for k in options.key_types if k != keytype]
+
+
+def _execute(node: str, chan: paramiko.Channel, text: str, wire: str, limit: float, stdin: str | None) -> CommandResult:
+    """Send ``wire`` on ``chan`` and collect stdout, stderr and the exit code until ``limit`` seconds."""
+    sent_at = time.time()
+    t0 = time.perf_counter()
+    deadline = t0 + limit
+    chan.exec_command(wire)
+    feeder = _send_stdin(chan, stdin)
+    out: list[bytes] = []
+    err: list[bytes] = []
+    timed_out = not _drain(chan, out, err, deadline)
+    if not timed_out:
+        timed_out = not chan.status_event.wait(max(0.0, deadline - time.perf_counter()))
+    seconds = time.perf_counter() - t0
+    if feeder is not None:
+        feeder.join(timeout=0)
+    rc: int | None = None
+    if timed_out:
+        log.debug("%s: timed out after %.1fs: %s", node, seconds, redact(text))
+    else:
+        status = chan.recv_exit_status()
+        rc = None if status == -1 else status  # -1: no exit-status (killed by a signal)
+    return CommandResult(
+        host=node,
+        command=text,
+        rc=rc,
+        stdout=b"".join(out).decode("utf-8", errors="replace"),
+        stderr=b"".join(err).decode("utf-8", errors="replace"),
+        seconds=seconds,
+        timed_out=timed_out,
+        sent_at=sent_at,
+    )
+
+
+def _send_stdin(chan: paramiko.Channel, stdin: str | None) -> threading.Thread | None:
+    data = stdin.encode() if stdin else b""
+    if len(data) <= _INLINE_STDIN_BYTES:
+        if data:
+            chan.sendall(data)
+        chan.shutdown_write()
+        return None
+
+    def feed() -> None:
+        try:
+            chan.sendall(data)
+            chan.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):  # the command exited or timed out first
+            pass
+
+    thread = threading.Thread(target=feed, name="clusterproof-ssh-stdin", daemon=True)
+    thread.start()
+    return thread
+
+
+def _drain(chan: paramiko.Channel, out: list[bytes], err: list[bytes], deadline: float) -> bool:
+    """Read stdout and stderr until the server's EOF; False when the deadline passed first.
+
+    ``chan.fileno()`` is a pipe paramiko makes readable whenever either stream has data or the channel
+    ends, so one ``select`` waits for both streams without polling.
+    """
+    fd = chan.fileno()
+    while True:
+        while chan.recv_ready():
+            out.append(chan.recv(_READ_CHUNK))
+        while chan.recv_stderr_ready():
+            err.append(chan.recv_stderr(_READ_CHUNK))
+        if chan.eof_received or chan.closed:
+            # EOF means both buffers are closed; read what arrived together with it
+            while chunk := chan.recv(_READ_CHUNK):
+                out.append(chunk)
+            while chunk := chan.recv_stderr(_READ_CHUNK):
+                err.append(chunk)
+            return True
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return False
+        select.select([fd], [], [], remaining)

@@ -1,0 +1,59 @@
+"""nccl-tests collectives across all nodes and sub-sets: sane first (rc, ranks, sizes, #wrong == 0), then fast
+enough (bus bandwidth at each size at or above the inventory's threshold). When the all-node run is slow, smaller
+groups are run to name the slow node.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from clusterproof import verdict
+from clusterproof.collective import CollectiveResult
+from clusterproof.inventory import Inventory
+from clusterproof.units import human_size
+from fixtures.nccl import CollectiveRuns, GroupSpec, explain_failure
+
+pytestmark = [pytest.mark.nccl, pytest.mark.exclusive, pytest.mark.xdist_group("fabric")]
+
+
+def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResult, inventory: Inventory) -> None:
+    res = collective_result
+    if res.run is None:
+        pytest.fail(f"{nccl_group.id}: output is not nccl-tests output ({res.parse_error})\n{explain_failure(res)}")
+    sweep = inventory.nccl_tests.sweep
+    expected_ranks = sum(inventory.node(n).slots * sweep.gpus_per_rank for n in nccl_group.nodes)
+    problems = verdict.sanity(
+        res.run.results,
+        collective=nccl_group.collective,
+        n_nodes=nccl_group.n_nodes,
+        expected_sizes=sweep.sizes(),
+        expected_ranks=expected_ranks,
+        nranks=res.run.nranks,
+        complete=res.run.complete,
+        rc=res.rc,
+        errors=res.run.errors,
+        require_validation=sweep.check > 0,
+    )
+    assert not problems, "\n".join(map(str, problems)) + "\n" + explain_failure(res)
+    assert not res.cleanup_errors, "\n".join(res.cleanup_errors)
+
+
+def test_nccl_busbw_meets_threshold(
+    nccl_group: GroupSpec, nccl_size: int, collective_result: CollectiveResult, collective_runs: CollectiveRuns, inventory: Inventory
+) -> None:
+    res = collective_result
+    label = f"{nccl_group.collective} {nccl_group.n_nodes} nodes {human_size(nccl_size)}"
+    if res.run is None:
+        pytest.fail(f"{label}: no parsable output (see test_nccl_run_sane[{nccl_group.id}])\n{explain_failure(res)}")
+    rows = res.run.results[res.run.results["size_bytes"] == nccl_size]
+    if rows.empty:
+        pytest.fail(f"{label}: no result at this size (the run died or skipped it; see test_nccl_run_sane[{nccl_group.id}])")
+    problems = verdict.performance(rows, inventory.thresholds, collective=nccl_group.collective, n_nodes=nccl_group.n_nodes)
+    if not problems:
+        return
+    message = "\n".join(map(str, problems))
+    standin = " (CPU stand-in numbers)" if inventory.standin or res.run.standin else ""
+    if nccl_group.n_nodes == len(inventory.nodes) and nccl_group.n_nodes >= 3:
+        loc = collective_runs.localize(nccl_group.collective)
+        message += f"\nslow-node search with 2-node {nccl_group.collective} runs:\n{loc.explain()}"
+    pytest.fail(message + standin + f"\nraw log: {res.log_path}")

@@ -1,0 +1,34 @@
+"""RoCE v2 IPv4 GIDs: present on every selected HCA, and at the same index on every node."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from clusterproof.errors import GidError
+from clusterproof.inventory import Inventory, Node
+from clusterproof.rdma import GidConsensus, choose_gid_index
+
+pytestmark = pytest.mark.rdma
+
+
+def test_rdma_rocev2_ipv4_gid_present(node: Node, gid_tables: dict[str, pd.DataFrame], inventory: Inventory) -> None:
+    if node.name not in gid_tables:
+        pytest.fail(f"{node.name}: unreachable, no GID table read")
+    table = gid_tables[node.name]
+    if table.empty:
+        pytest.fail(f"{node.name}: no GIDs under {inventory.network.sysfs_root}/class/infiniband (no RDMA device?)")
+    netdev = inventory.network.netdevs[0] if len(inventory.network.netdevs) == 1 else None
+    try:
+        index = choose_gid_index(table, netdev=netdev, hcas=inventory.network.hcas)
+    except GidError as e:
+        pytest.fail(f"{node.name}: {e}\n{table.to_string(index=False)}")
+    fixed = inventory.network.gid_index
+    if isinstance(fixed, int):
+        assert index == fixed, f"{node.name}: RoCE v2 IPv4 GID at index {index}, inventory requires {fixed}\n{table.to_string(index=False)}"
+
+
+def test_rdma_gid_index_consistent(gid_consensus: GidConsensus, gid_tables: dict[str, pd.DataFrame]) -> None:
+    if len(gid_tables) < 2:
+        pytest.skip("fewer than two reachable nodes")
+    assert not gid_consensus.odd_nodes, gid_consensus.message

@@ -1,0 +1,104 @@
+"""Sanity before performance, every violation collected; the slow-node search names the slow node."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from clusterproof.inventory import Thresholds
+from clusterproof.localize import disjoint_pairs, find_slow_nodes
+from clusterproof.verdict import performance, row_verdicts, sanity
+
+M = 1 << 20
+
+
+def frame(rows: list[tuple[int, str, float, object]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["size_bytes", "placement", "busbw_gbs", "wrong"])
+    df["wrong"] = pd.array(df["wrong"], dtype="Int64")
+    return df
+
+
+GOOD = frame([(M, "out-of-place", 1.0, 0), (M, "in-place", 1.1, 0), (4 * M, "out-of-place", 2.0, 0), (4 * M, "in-place", 2.1, 0)])
+TH = Thresholds(table={"all_reduce": {"*": {4 * M: 1.5}, 2: {M: 0.5}}}, tolerance_pct=0.0)
+
+
+def test_sanity_passes_a_clean_run() -> None:
+    assert sanity(GOOD, collective="all_reduce", n_nodes=4, expected_sizes=[M, 4 * M], expected_ranks=4, nranks=4, complete=True, rc=0) == []
+
+
+def test_sanity_collects_every_problem() -> None:
+    bad = frame([(M, "out-of-place", 1.0, 3), (M, "in-place", 1.0, pd.NA)])
+    msgs = [str(v) for v in sanity(bad, collective="all_reduce", n_nodes=4, expected_sizes=[M, 4 * M], expected_ranks=8, nranks=7, complete=False, rc=7, errors=["node03: Test NCCL failure"])]
+    assert msgs == [
+        "all_reduce 4 nodes: the launcher exited with code 7",
+        "all_reduce 4 nodes: the log ends before the nccl-tests footer (the run died mid-way)",
+        "all_reduce 4 nodes: 7 ranks reported, expected 8",
+        "all_reduce 4 nodes: node03: Test NCCL failure",
+        "all_reduce 4 nodes 4M out-of-place: row missing from the output",
+        "all_reduce 4 nodes 4M in-place: row missing from the output",
+        "all_reduce 4 nodes 1M out-of-place: #wrong = 3 (corrupted results)",
+        "all_reduce 4 nodes 1M in-place: #wrong not reported (validation off?); data integrity unproven",
+    ]
+
+
+def test_sanity_timeout_is_named() -> None:
+    msgs = [str(v) for v in sanity(GOOD, collective="all_reduce", n_nodes=2, expected_sizes=[], expected_ranks=4, nranks=4, complete=True, rc=None)]
+    assert msgs == ["all_reduce 2 nodes: the run did not finish (timed out or was killed)"]
+
+
+def test_performance_names_size_measured_and_threshold() -> None:
+    slow = frame([(M, "out-of-place", 0.2, 0), (4 * M, "out-of-place", 1.2, 0), (4 * M, "in-place", 1.6, 0)])
+    assert [str(v) for v in performance(slow, TH, collective="all_reduce", n_nodes=4)] == [
+        "all_reduce 4 nodes 4M out-of-place: busbw 1.20 GB/s < threshold 1.50 GB/s"
+    ]
+    # exact node-count table applies to 2 nodes, from 1M up
+    assert [str(v) for v in performance(slow, TH, collective="all_reduce", n_nodes=2)] == [
+        "all_reduce 2 nodes 1M out-of-place: busbw 0.20 GB/s < threshold 0.50 GB/s"
+    ]
+
+
+def test_tolerance_lowers_the_floor_and_is_shown() -> None:
+    th = Thresholds(table=TH.table, tolerance_pct=10.0)
+    row = frame([(4 * M, "out-of-place", 1.4, 0)])
+    assert performance(row, th, collective="all_reduce", n_nodes=4) == []  # 1.4 >= 1.35
+    row2 = frame([(4 * M, "out-of-place", 1.3, 0)])
+    assert str(performance(row2, th, collective="all_reduce", n_nodes=4)[0]).endswith("< threshold 1.50 GB/s -10% (1.35)")
+
+
+def test_row_verdicts() -> None:
+    df = frame([(M, "out-of-place", 1.0, 0), (4 * M, "out-of-place", 1.0, 0), (4 * M, "in-place", 2.0, 1)])
+    out = row_verdicts(df, TH, collective="all_reduce", n_nodes=4)
+    assert out["verdict"].tolist() == ["info", "fail", "fail"]
+    assert out["threshold_gbs"].isna().tolist() == [True, False, False]
+
+
+def test_disjoint_pairs() -> None:
+    assert disjoint_pairs(["a", "b", "c", "d"]) == [("a", "b"), ("c", "d")]
+    assert disjoint_pairs(["a", "b", "c"]) == [("a", "b"), ("c", "a")]
+
+
+@pytest.mark.parametrize("slow", ["n1", "n2", "n3", "n4", "n5"])
+def test_find_slow_nodes_names_the_slow_node(slow: str) -> None:
+    nodes = ["n1", "n2", "n3", "n4", "n5"]
+    calls: list[tuple[str, str]] = []
+
+    def measure(pair: tuple[str, str]) -> float:
+        calls.append(pair)
+        return 0.1 if slow in pair else 1.0
+
+    loc = find_slow_nodes(nodes, measure, limit=0.5)
+    assert loc.slow_nodes == [slow]
+    assert len(calls) <= 3 + 2 * 2  # 3 disjoint pairs + two re-pairings per slow pair (at most 2 slow pairs)
+    assert f"slow node(s): {slow}" in loc.explain()
+
+
+def test_find_slow_nodes_relative_limit_and_all_healthy() -> None:
+    loc = find_slow_nodes(["a", "b", "c", "d"], lambda p: 1.0)
+    assert loc.slow_nodes == [] and "every pair is above the limit" in loc.explain()
+    loc2 = find_slow_nodes(["a", "b", "c", "d"], lambda p: 0.2 if "d" in p else 1.0)
+    assert loc2.slow_nodes == ["d"]
+
+
+def test_find_slow_nodes_everything_slow_is_unresolved() -> None:
+    loc = find_slow_nodes(["a", "b", "c", "d"], lambda p: 0.1, limit=0.5)
+    assert loc.slow_nodes == [] and loc.unresolved == ["a", "b", "c", "d"]

@@ -1,0 +1,51 @@
+"""The three walls: the library never imports pytest or the pytest layer; suites never import the sandbox;
+only the CLI and the tests depend on clusterproof.sandbox."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def offenders(files: list[Path], banned: tuple[str, ...]) -> list[str]:
+    out = []
+    for f in files:
+        for name in sorted(imports_of(f)):
+            if any(name == b or name.startswith(b + ".") for b in banned):
+                out.append(f"{f.relative_to(ROOT)} imports {name}")
+    return out
+
+
+def test_library_never_imports_pytest_or_the_pytest_layer() -> None:
+    files = sorted((ROOT / "clusterproof").rglob("*.py"))
+    assert files
+    assert offenders(files, ("pytest", "_pytest", "fixtures", "suites", "conftest")) == []
+
+
+def test_suites_and_fixtures_never_import_the_sandbox() -> None:
+    files = sorted((ROOT / "suites").rglob("*.py")) + sorted((ROOT / "fixtures").rglob("*.py")) + [ROOT / "conftest.py"]
+    assert offenders(files, ("clusterproof.sandbox",)) == []
+
+
+def test_only_cli_and_sandbox_itself_depend_on_the_sandbox() -> None:
+    lib = [f for f in sorted((ROOT / "clusterproof").rglob("*.py")) if "sandbox" not in f.relative_to(ROOT / "clusterproof").parts and f.name != "cli.py"]
+    assert offenders(lib, ("clusterproof.sandbox",)) == []
+
+
+def test_walls_checker_catches_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import pytest\nfrom clusterproof.sandbox import cluster\n")
+    assert imports_of(bad) == {"pytest", "clusterproof.sandbox"}
