@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import math
 import shlex
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from clusterproof.errors import ParseError
+from clusterproof.errors import CommandFailed, ParseError
 from clusterproof.results import to_frame
 
 if TYPE_CHECKING:
@@ -276,7 +275,7 @@ def gather_facts(
 ) -> dict[str, NodeFacts | Exception]:
     """Collect :class:`NodeFacts` from many nodes in parallel: one command, one round trip per node.
 
-    Connections are opened first (in parallel) so that the timed round trip is the command alone; the clock
+    Each connection is opened before the command is sent, so that the timed round trip is the command alone; the clock
     offset is ``epoch - (t_send + t_recv) / 2`` on the local wall clock, accurate to about half the round trip
     (``probe_rtt_s``).
 
@@ -285,21 +284,20 @@ def gather_facts(
         the command failed, :class:`ParseError`), in inventory order.
     """
     command = facts_command(sysfs_root, binaries)
-    pool.connect_all(nodes)
 
     def one(name: str) -> NodeFacts | Exception:
+        pool.connect(name)  # connect first: the timed round trip must be the command alone
         result = pool.run(name, command)
-        t_recv = time.time()
-        if not result.ok:
-            try:
-                result.check()
-            except Exception as e:  # CommandFailed: keep it as this node's value
-                return e
+        t_send = result.sent_at
+        t_recv = t_send + result.seconds  # when the exit status arrived, before the channel was closed
+        try:
+            result.check()
+        except CommandFailed as e:
+            return e
         try:
             facts = parse_facts(name, result.stdout)
         except ParseError as e:
             return e
-        t_send = result.sent_at
         facts.probe_rtt_s = t_recv - t_send
         facts.clock_offset_s = facts.epoch - (t_send + t_recv) / 2
         facts.host = pool.node(name).host
@@ -315,7 +313,7 @@ def facts_frame(facts: Mapping[str, NodeFacts | Exception] | Sequence[NodeFacts]
     count.
     """
     items = list(facts.values()) if isinstance(facts, Mapping) else list(facts)
-    rows = []
+    rows: list[Mapping[str, Any]] = []
     for f in items:
         if isinstance(f, BaseException):
             continue

@@ -407,12 +407,15 @@ def _read_nccl(r: _Reader, raw: Any) -> NcclTestsSettings:
         return tuple(v)
 
     env = r.get(m, "env", p, _str_map, {})
-    for k in env:
+    launcher = r.get(m, "launcher", p, _choice("mpirun", "srun"), "mpirun")
+    for k, val in env.items():
         if not _ENV_NAME_RE.match(k):
             r.problem(f"{p}.env.{k}", "not an environment variable name")
+        elif launcher == "srun" and "," in val:
+            r.problem(f"{p}.env.{k}", "srun --export cannot carry a value containing ',' (set it in the job environment instead)")
     return NcclTestsSettings(
         bin_dir=r.get(m, "bin_dir", p, _str, "/opt/nccl-tests/build"),
-        launcher=r.get(m, "launcher", p, _choice("mpirun", "srun"), "mpirun"),  # type: ignore[arg-type]
+        launcher=launcher,  # type: ignore[arg-type]
         mpirun=r.get(m, "mpirun", p, _str, "mpirun"),
         collectives=collectives,
         node_counts=r.get(m, "node_counts", p, counts, ()),

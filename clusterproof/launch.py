@@ -29,7 +29,9 @@ def _check_env(env: Mapping[str, str], where: str) -> None:
     """Raise ValueError naming the variable when a name is not a shell identifier or a value is not text."""
     for name, value in env.items():
         if not isinstance(name, str) or not _ENV_NAME_RE.match(name):
-            raise ValueError(f"{where}: env name {name!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
+            raise ValueError(
+                f"{where}: env name {name!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"
+            )
         if not isinstance(value, str):
             raise ValueError(f"{where}: env {name} must be a string, got {type(value).__name__} {value!r}")
         if "\0" in value:
@@ -172,7 +174,9 @@ class Mpirun:
             if not _MCA_NAME_RE.match(name):
                 raise ValueError(f"Mpirun: MCA parameter name {name!r} is not [A-Za-z0-9_]+")
             if not isinstance(value, str) or not value or "\0" in value:
-                raise ValueError(f"Mpirun: MCA parameter {name} needs a non-empty string value, got {value!r}")
+                raise ValueError(
+                    f"Mpirun: MCA parameter {name} needs a non-empty string value, got {value!r}"
+                )
         _positive(self.np, "Mpirun.np")
 
     def argv(self, cmd: NcclTestsCommand) -> list[str]:
@@ -225,7 +229,13 @@ class Srun:
 
     def argv(self, cmd: NcclTestsCommand) -> list[str]:
         """Return the full argv list (nothing quoted: see :func:`render`)."""
-        out = [self.srun, "-N", str(self.nodes), f"--ntasks-per-node={self.ntasks_per_node}", f"--mpi={self.mpi}"]
+        out = [
+            self.srun,
+            "-N",
+            str(self.nodes),
+            f"--ntasks-per-node={self.ntasks_per_node}",
+            f"--mpi={self.mpi}",
+        ]
         if self.nodelist:
             out.append(f"--nodelist={','.join(self.nodelist)}")
         out.append(",".join(["--export=ALL", *(f"{k}={v}" for k, v in self.env.items())]))

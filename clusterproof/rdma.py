@@ -76,7 +76,9 @@ def _roce_version(type_text: str | None) -> str | None:
     return f"v{m.group(1)}" if m else None
 
 
-def _row(dev: str, port: int, index: int, gid: str, roce_version: str | None, netdev: str | None) -> dict[str, Any]:
+def _row(
+    dev: str, port: int, index: int, gid: str, roce_version: str | None, netdev: str | None
+) -> dict[str, Any]:
     return {
         "dev": dev,
         "port": port,
@@ -98,6 +100,11 @@ def _table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return df.sort_values(["dev", "port", "index"], kind="stable").reset_index(drop=True)
 
 
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts (a column named ``index`` would shadow ``tuple.index`` on itertuples rows)."""
+    return [{str(k): v for k, v in row.items()} for row in table.to_dict("records")]
+
+
 def empty_gid_table() -> pd.DataFrame:
     """Return an empty table with :data:`GID_COLUMNS` and their dtypes."""
     return _table([])
@@ -107,20 +114,11 @@ def format_gid_table(table: pd.DataFrame, indent: str = "  ") -> str:
     """Return the table as aligned text lines ``dev port index gid ipv4 version netdev`` (for messages)."""
     if table.empty:
         return f"{indent}(no GIDs)"
-    cells = [
-        [
-            str(r.dev),
-            str(r.port),
-            str(r.index),
-            str(r.gid),
-            r.ipv4 or "-",
-            r.roce_version or "-",
-            r.netdev or "-",
-        ]
-        for r in table.itertuples(index=False)
-    ]
+    cells = [[str(r[c]) if r[c] is not None else "-" for c in GID_COLUMNS] for r in _records(table)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(GID_COLUMNS))]
-    return "\n".join(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+    return "\n".join(
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -180,9 +178,9 @@ def read_gid_table(sysfs_root: Path) -> pd.DataFrame:
     return _table(rows)
 
 
-def _int_field(text: str, what: str, where: str) -> int:
+def _int_field(text: str, what: str, where: str, line: str = "") -> int:
     if not text.isdigit():
-        raise ParseError(f"{where}: {what} is not a number: {text!r}")
+        raise ParseError(f"{where}: {what} is not a number: {text!r}" + (f" in {line!r}" if line else ""))
     return int(text)
 
 
@@ -214,8 +212,8 @@ def parse_show_gids(text: str) -> pd.DataFrame:
         if len(tokens) < 4 or len(tokens) > 7:
             raise ParseError(f"{where}: expected 'DEV PORT INDEX GID [IPv4] [VER] [DEV]', got {line!r}")
         dev, port_text, index_text, gid_text, *rest = tokens
-        port = _int_field(port_text, "PORT", where)
-        index = _int_field(index_text, "INDEX", where)
+        port = _int_field(port_text, "PORT", where, line)
+        index = _int_field(index_text, "INDEX", where, line)
         gid = _normalize_gid(gid_text)
         if gid is None:
             raise ParseError(f"{where}: not a GID: {gid_text!r} in {line!r}")
@@ -231,7 +229,9 @@ def parse_show_gids(text: str) -> pd.DataFrame:
     if not rows and footer is None:
         raise ParseError("show_gids output is empty or has neither rows nor an 'n_gids_found=' line")
     if footer is not None and footer[1] != len(rows):
-        raise ParseError(f"show_gids line {footer[0]}: n_gids_found={footer[1]} but {len(rows)} GID rows were read")
+        raise ParseError(
+            f"show_gids line {footer[0]}: n_gids_found={footer[1]} but {len(rows)} GID rows were read"
+        )
     return _table(rows)
 
 
@@ -264,7 +264,7 @@ def remote_gid_command(sysfs_root: str = "/sys") -> str:
         'case $g in ""|0000:0000:0000:0000:0000:0000:0000:0000) continue;; esac; '
         'read -r t 2>/dev/null <"$q/gid_attrs/types/$i"; '
         'read -r n 2>/dev/null <"$q/gid_attrs/ndevs/$i"; '
-        "printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$d\" \"$pt\" \"$i\" \"$g\" \"$t\" \"$n\"; "
+        'printf \'%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n\' "$d" "$pt" "$i" "$g" "$t" "$n"; '
         "done; done; "
         f"else printf '%s %s\\n' '{DUMP_NO_CLASS}' \"$r\"; fi; "
         f"printf '%s\\n' '{DUMP_END}'"
@@ -302,12 +302,14 @@ def parse_gid_dump(text: str) -> pd.DataFrame:
             continue
         fields = line.split("\t")
         if len(fields) != 6:
-            raise ParseError(f"{where}: expected 6 tab-separated fields 'dev port index gid type netdev', got {line!r}")
+            raise ParseError(
+                f"{where}: expected 6 tab-separated fields 'dev port index gid type netdev', got {line!r}"
+            )
         dev, port_text, index_text, gid_text, type_text, netdev = (f.strip() for f in fields)
         if not dev:
             raise ParseError(f"{where}: empty device name in {line!r}")
-        port = _int_field(port_text, "port", where)
-        index = _int_field(index_text, "index", where)
+        port = _int_field(port_text, "port", where, line)
+        index = _int_field(index_text, "index", where, line)
         gid = _normalize_gid(gid_text)
         if gid is None:
             raise ParseError(f"{where}: not a GID: {gid_text!r}")
@@ -335,18 +337,18 @@ def _describe(family: str, roce_version: str, netdevs: frozenset[str]) -> str:
     return what
 
 
-def _gid_matches(row: Any, family: str, roce_version: str, netdevs: frozenset[str]) -> bool:
+def _gid_matches(row: Mapping[str, Any], family: str, roce_version: str, netdevs: frozenset[str]) -> bool:
     """NCCL >= 2.21 auto-selection test for one row (``ncclUpdateGidIndex``): right RoCE version, right
     address family, valid (non-zero, not fe80 link-local), and on one of the wanted netdevs."""
-    if row.roce_version != roce_version:
+    if row["roce_version"] != roce_version:
         return False
-    if netdevs and row.netdev not in netdevs:
+    if netdevs and row["netdev"] not in netdevs:
         return False
-    addr = ipaddress.IPv6Address(row.gid)
+    addr = ipaddress.IPv6Address(row["gid"])
     if addr.is_unspecified or addr.is_link_local:
         return False
     if family == "ipv4":
-        return row.ipv4 is not None
+        return row["ipv4"] is not None
     return addr.ipv4_mapped is None
 
 
@@ -398,7 +400,7 @@ def gid_indices_by_hca(
     groups, missing = _hca_groups(table, hcas)
     result: dict[str, int | None] = {}
     for key, grp in groups.items():
-        hits = [int(r.index) for r in grp.itertuples(index=False) if _gid_matches(r, family, roce_version, netdevs)]
+        hits = [int(r["index"]) for r in _records(grp) if _gid_matches(r, family, roce_version, netdevs)]
         result[key] = min(hits) if hits else None
     for hca in missing:
         result[hca] = None
@@ -407,9 +409,9 @@ def gid_indices_by_hca(
 
 def _found_text(grp: pd.DataFrame) -> str:
     items = [
-        f"{int(r.index)} {r.roce_version or '?'} {ipaddress.IPv6Address(r.gid).compressed}"
-        + (f" {r.netdev}" if r.netdev else "")
-        for r in grp.sort_values("index").itertuples(index=False)
+        f"{int(r['index'])} {r['roce_version'] or '?'} {ipaddress.IPv6Address(r['gid']).compressed}"
+        + (f" {r['netdev']}" if r["netdev"] else "")
+        for r in _records(grp.sort_values("index"))
     ]
     return ", ".join(items) if items else "nothing"
 

@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import paramiko
 
@@ -149,67 +149,23 @@ def _known_hosts_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
-class SshPool:
-    """One SSH connection per node, opened on first use, reused by every call, safe to share between threads.
+class _Connector:
+    """Opens authenticated, host-key-checked transports with the pool's settings.
 
-    Build it with :meth:`from_inventory` (or from nodes and :class:`SshSettings`) and close it with
-    :meth:`close` or a ``with`` block. Connection problems raise :class:`NodeUnreachable` with the reason;
-    fan-out methods return them per node instead of raising.
+    known_hosts is parsed and the key file loaded once, on first use, and shared by every connection;
+    a failure there is remembered and reported by every node (so fan-out shows it per node).
     """
 
-    def __init__(self, nodes: Sequence[Node], settings: SshSettings) -> None:
-        if settings.strict_host_keys and settings.known_hosts is None:
-            raise InventoryError("ssh settings", ["ssh.known_hosts: missing (strict_host_keys is true)"])
+    def __init__(self, settings: SshSettings) -> None:
         self.settings = settings
-        self._nodes: dict[str, Node] = {n.name: n for n in nodes}
-        self._node_locks = {name: threading.Lock() for name in self._nodes}
-        self._transports: dict[str, paramiko.Transport] = {}
         self._setup_lock = threading.Lock()
         self._credentials_loaded = False
         self._credential_error: str | None = None
         self._host_keys = paramiko.HostKeys()
         self._pkey: paramiko.PKey | None = None
-        self._jump_lock = threading.Lock()
-        self._jump: paramiko.Transport | None = None
-        #: ``host[:port]`` of every server whose key was accepted without verification (non-strict mode).
         self.unverified_hosts: list[str] = []
 
-    @classmethod
-    def from_inventory(cls, inventory: Inventory) -> SshPool:
-        """A pool for every node of ``inventory`` with its ``ssh`` settings."""
-        return cls(inventory.nodes, inventory.ssh)
-
-    # ----- node names -------------------------------------------------------------------------------------
-
-    @property
-    def node_names(self) -> list[str]:
-        """Node names in inventory order."""
-        return list(self._nodes)
-
-    def node(self, name: str) -> Node:
-        """The inventory entry of node ``name``.
-
-        Raises:
-            KeyError: no such node (the message lists the known ones).
-        """
-        try:
-            return self._nodes[name]
-        except KeyError:
-            raise KeyError(f"unknown node {name!r} (known: {', '.join(self._nodes)})") from None
-
-    def _select(self, nodes: Sequence[str] | None) -> list[str]:
-        if nodes is None:
-            return list(self._nodes)
-        if isinstance(nodes, str):
-            raise TypeError("nodes must be a list of node names, not a str")
-        for name in nodes:
-            self.node(name)
-        wanted = set(nodes)
-        return [n for n in self._nodes if n in wanted]
-
-    # ----- credentials (loaded once, shared) --------------------------------------------------------------
-
-    def _load_credentials(self) -> None:
+    def _load(self) -> None:
         """Parse known_hosts and load the key file once; remember a failure so every node reports it."""
         with self._setup_lock:
             if self._credentials_loaded:
@@ -222,12 +178,15 @@ class SshPool:
                     except OSError as e:
                         raise _CredentialError(f"cannot read known_hosts {s.known_hosts}: {e.strerror or e}") from e
                 if s.key_file is not None:
-                    self._pkey = _load_key(s.key_file)
+                    try:
+                        self._pkey = _load_key(s.key_file)
+                    except _EncryptedKey as e:
+                        if not s.use_agent:
+                            raise
+                        log.info("%s; trying the agent's keys only", e)
             except _CredentialError as e:
                 self._credential_error = str(e)
             self._credentials_loaded = True
-
-    # ----- connecting -------------------------------------------------------------------------------------
 
     def _open_socket(self, label: str, host: str, port: int, via: paramiko.Transport | None) -> Any:
         timeout = self.settings.connect_timeout_s
@@ -250,9 +209,9 @@ class SshPool:
             raise NodeUnreachable(label, f"cannot connect to {host}:{port}: {e.strerror or e}") from None
         return _LowLatencySocket(sock)
 
-    def _open_transport(self, label: str, host: str, port: int, user: str, via: paramiko.Transport | None) -> paramiko.Transport:
+    def open(self, label: str, host: str, port: int, user: str, via: paramiko.Transport | None) -> paramiko.Transport:
         """Connect, verify the host key and authenticate; returns an authenticated transport."""
-        self._load_credentials()
+        self._load()
         if self._credential_error:
             raise NodeUnreachable(label, self._credential_error)
         sock = self._open_socket(label, host, port, via)
@@ -316,6 +275,64 @@ class SshPool:
                 agent.close()
         raise NodeUnreachable(label, f"authentication failed for user {user} with {' and '.join(tried) or 'no credentials'}")
 
+
+class SshPool:
+    """One SSH connection per node, opened on first use, reused by every call, safe to share between threads.
+
+    Build it with :meth:`from_inventory` (or from nodes and :class:`SshSettings`) and close it with
+    :meth:`close` or a ``with`` block. Connection problems raise :class:`NodeUnreachable` with the reason;
+    fan-out methods return them per node instead of raising.
+    """
+
+    def __init__(self, nodes: Sequence[Node], settings: SshSettings) -> None:
+        if settings.strict_host_keys and settings.known_hosts is None:
+            raise InventoryError("ssh settings", ["ssh.known_hosts: missing (strict_host_keys is true)"])
+        self.settings = settings
+        self._nodes: dict[str, Node] = {n.name: n for n in nodes}
+        self._node_locks = {name: threading.Lock() for name in self._nodes}
+        self._transports: dict[str, paramiko.Transport] = {}
+        self._connector = _Connector(settings)
+        self._jump_lock = threading.Lock()
+        self._jump: paramiko.Transport | None = None
+
+    @classmethod
+    def from_inventory(cls, inventory: Inventory) -> SshPool:
+        """A pool for every node of ``inventory`` with its ``ssh`` settings."""
+        return cls(inventory.nodes, inventory.ssh)
+
+    @property
+    def unverified_hosts(self) -> list[str]:
+        """``host`` or ``[host]:port`` of every server whose key was accepted unverified (non-strict mode)."""
+        return list(self._connector.unverified_hosts)
+
+    # ----- node names -------------------------------------------------------------------------------------
+
+    @property
+    def node_names(self) -> list[str]:
+        """Node names in inventory order."""
+        return list(self._nodes)
+
+    def node(self, name: str) -> Node:
+        """The inventory entry of node ``name``.
+
+        Raises:
+            KeyError: no such node (the message lists the known ones).
+        """
+        try:
+            return self._nodes[name]
+        except KeyError:
+            raise KeyError(f"unknown node {name!r} (known: {', '.join(self._nodes)})") from None
+
+    def _select(self, nodes: Sequence[str] | None) -> list[str]:
+        if nodes is None:
+            return list(self._nodes)
+        if isinstance(nodes, str):
+            raise TypeError("nodes must be a list of node names, not a str")
+        for name in nodes:
+            self.node(name)
+        wanted = set(nodes)
+        return [n for n in self._nodes if n in wanted]
+
     def _jump_transport(self) -> paramiko.Transport:
         jump = self.settings.jump_host
         assert jump is not None
@@ -325,7 +342,7 @@ class SshPool:
             if self._jump is not None:
                 self._jump.close()
             label = f"jump host {jump.host}:{jump.port}"
-            self._jump = self._open_transport(label, jump.host, jump.port, jump.user or self.settings.user, None)
+            self._jump = self._connector.open(label, jump.host, jump.port, jump.user or self.settings.user, None)
             return self._jump
 
     def _connect(self, name: str) -> paramiko.Transport:
@@ -338,17 +355,14 @@ class SshPool:
             except NodeUnreachable as e:
                 raise NodeUnreachable(name, f"via {e.node}: {e.reason}") from None
         t0 = time.perf_counter()
-        transport = self._open_transport(name, node.host, node.port, node.user, via)
+        transport = self._connector.open(name, node.host, node.port, node.user, via)
         log.debug("%s: connected to %s@%s:%s in %.0f ms", name, node.user, node.host, node.port, 1000 * (time.perf_counter() - t0))
         return transport
 
     def _transport(self, name: str) -> paramiko.Transport:
         """The node's live transport, connecting (or reconnecting a dead one) first."""
-        lock = self._node_locks.get(name)
-        if lock is None:
-            self.node(name)  # raises the KeyError with the known names
-            raise AssertionError("unreachable")
-        with lock:
+        self.node(name)  # a KeyError naming the known nodes for a typo
+        with self._node_locks[name]:
             transport = self._transports.get(name)
             if transport is not None and transport.is_active():
                 return transport
@@ -372,6 +386,14 @@ class SshPool:
                     raise NodeUnreachable(name, f"connection lost and could not be re-opened: {e}") from None
                 log.debug("%s: connection died (%s); reconnecting", name, e)
         raise AssertionError("unreachable")
+
+    def connect(self, node: str) -> None:
+        """Open the connection to ``node`` now (it is reused afterwards); a live one is kept.
+
+        Raises:
+            NodeUnreachable: with the reason. KeyError: unknown node.
+        """
+        self._transport(node)
 
     def connect_all(self, nodes: Sequence[str] | None = None) -> dict[str, Exception | None]:
         """Open (or check) the connection to every node in parallel.
@@ -484,14 +506,16 @@ class SshPool:
             CommandFailed: the remote side refused (e.g. missing directory, permissions).
             NodeUnreachable: connection problems.
         """
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        sftp = self._sftp(node)
-        try:
-            sftp.putfo(io.BytesIO(data), remote_path, file_size=len(data))
-        except OSError as e:
-            raise CommandFailed(node, f"sftp put {remote_path}", None, reason=str(e.strerror or e)) from None
-        finally:
-            sftp.close()
+        # Open the local file before connecting: a wrong local path is the caller's error, not the node's.
+        stream: IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+        with stream:
+            sftp = self._sftp(node)
+            try:
+                sftp.putfo(stream, remote_path)
+            except OSError as e:
+                raise CommandFailed(node, f"sftp put {remote_path}", None, reason=str(e.strerror or e)) from None
+            finally:
+                sftp.close()
 
     def get(self, node: str, remote_path: str) -> bytes:
         """The contents of ``remote_path`` on ``node`` (SFTP).
@@ -539,6 +563,10 @@ class _CredentialError(Exception):
     pass
 
 
+class _EncryptedKey(_CredentialError):
+    """The key file needs a passphrase; fine when the agent holds the key."""
+
+
 def _load_key(path: Path) -> paramiko.PKey:
     """Load an ed25519/ecdsa/rsa private key (OpenSSH or PEM format)."""
     try:
@@ -550,7 +578,11 @@ def _load_key(path: Path) -> paramiko.PKey:
     except IsADirectoryError:
         raise _CredentialError(f"key file {path} is a directory") from None
     except paramiko.PasswordRequiredException:
-        raise _CredentialError(f"key file {path} is encrypted; load it into an agent and set ssh.use_agent") from None
+        raise _EncryptedKey(f"key file {path} is encrypted; load it into an agent and set ssh.use_agent") from None
+    except TypeError as e:  # cryptography's answer for an encrypted OpenSSH-format key without a password
+        if "password" in str(e).lower():
+            raise _EncryptedKey(f"key file {path} is encrypted; load it into an agent and set ssh.use_agent") from None
+        raise _CredentialError(f"key file {path} is not a usable private key: {e}") from None
     except (paramiko.SSHException, ValueError, OSError) as e:
         raise _CredentialError(f"key file {path} is not a usable private key: {e}") from None
 

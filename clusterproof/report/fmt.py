@@ -67,3 +67,15 @@ def placement_for_plots(df: pd.DataFrame) -> str | None:
 def md_cell(text: Any) -> str:
     """A value safe inside a Markdown table cell (no pipes or newlines)."""
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
+
+
+def as_int(value: Any) -> int:
+    """``int(value)`` for pandas scalars, whose static types are too wide for ``int()``."""
+    return int(value)
+
+
+def as_float(value: Any) -> float:
+    """``float(value)`` for pandas scalars (NA becomes NaN)."""
+    if value is None or value is pd.NA:
+        return math.nan
+    return float(value)

@@ -34,6 +34,8 @@ FAIL_COLOUR = "#D62728"
 NEUTRAL_COLOUR = "#9AA0A6"
 THRESHOLD_COLOUR = "#333333"
 DPI = 110
+#: tight layout costs half of constrained layout and is enough for one axes with a colour bar at most.
+LAYOUT = "tight"
 #: At most this many size labels on an x axis, so they never collide at laptop width.
 MAX_SIZE_TICKS = 12
 
@@ -105,7 +107,7 @@ def busbw_vs_size(network: pd.DataFrame, outdir: Path, standin: bool, cluster: s
     df = network[(network["placement"] == placement) & network["busbw_gbs"].notna() & network["size_bytes"].notna()]
     plots: list[Plot] = []
     for collective, cdf in df.groupby("collective", sort=True):
-        fig, ax = plt.subplots(figsize=(9, 4.6), layout="constrained")
+        fig, ax = plt.subplots(figsize=(9, 4.6), layout=LAYOUT)
         thresholds: dict[int, pd.Series] = {}
         for i, (n_nodes, g) in enumerate(cdf.groupby("n_nodes", sort=True)):
             colour = PALETTE[i % len(PALETTE)]
@@ -122,7 +124,7 @@ def busbw_vs_size(network: pd.DataFrame, outdir: Path, standin: bool, cluster: s
             ax.plot(x, y, marker="o", ms=3.5, lw=1.8, color=colour, label=label)
             thr = _threshold_curve(g)
             if not thr.empty:
-                thresholds[int(n_nodes)] = thr
+                thresholds[fmt.as_int(n_nodes)] = thr
         same = len({tuple(t.items()) for t in thresholds.values()}) == 1
         for i, (n_nodes, thr) in enumerate(sorted(thresholds.items())):
             if same and i > 0:
@@ -171,12 +173,14 @@ def large_busbw_by_node_set(
     collectives = sorted(rows["collective"].unique())
     counts = [int((rows["collective"] == c).sum()) for c in collectives]
     height = 1.2 + sum(0.9 + 0.32 * n for n in counts)
+    # Constrained (not tight) layout: it makes room for the suptitle and for the legend below the panels.
     fig, axes = plt.subplots(
         len(collectives), 1, figsize=(9, height), layout="constrained", squeeze=False,
         gridspec_kw={"height_ratios": [max(n, 1) + 2 for n in counts]},
     )
     for ax, collective in zip(axes[:, 0], collectives, strict=True):
-        sub = rows[rows["collective"] == collective].sort_values(["n_nodes", "busbw_gbs"], ascending=[False, True])
+        # Bars are drawn bottom-up: the widest node set ends on top, the slowest pairs at the bottom.
+        sub = rows[rows["collective"] == collective].sort_values(["n_nodes", "busbw_gbs"], ascending=[True, True])
         sizes = sub["size_bytes"].unique()
         labels = [
             redact(fmt.short_node_set(r.node_set, all_nodes) + ("" if len(sizes) == 1 else f" · {fmt.size(r.size_bytes)}"))
@@ -197,6 +201,7 @@ def large_busbw_by_node_set(
         for yi, v in zip(y, values, strict=True):
             ax.text(v + top * 0.01, yi, fmt.gbs(v), va="center", fontsize=8.5)
         ax.set_yticks(y, labels)
+        ax.set_ylim(-0.6, len(sub) - 0.4)
         ax.set_xlim(0, top * 1.15 if top > 0 else 1)
         ax.grid(axis="y", visible=False)
         at = fmt.size(sizes[0]) if len(sizes) == 1 else "the largest size of each set"
@@ -247,7 +252,7 @@ def pair_heatmaps(network: pd.DataFrame, outdir: Path, standin: bool) -> list[Pl
             if len(pair) != 2:
                 continue
             a, b = index[pair[0]], index[pair[1]]
-            grid[a, b] = grid[b, a] = float(r.busbw_gbs)
+            grid[a, b] = grid[b, a] = fmt.as_float(r.busbw_gbs)
         values = grid[~np.isnan(grid)]
         thr_values = rows["threshold_gbs"].dropna()
         thr = float(thr_values.max()) if not thr_values.empty else None
@@ -262,7 +267,7 @@ def pair_heatmaps(network: pd.DataFrame, outdir: Path, standin: bool) -> list[Pl
         cmap = plt.get_cmap("RdYlGn").copy()
         cmap.set_bad("#F3F4F6")
         side = max(4.8, 0.62 * len(names) + 2.6)
-        fig, ax = plt.subplots(figsize=(side + 1.2, side), layout="constrained")
+        fig, ax = plt.subplots(figsize=(side + 1.2, side), layout=LAYOUT)
         image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm)
         for i in range(len(names)):
             for j in range(len(names)):

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -26,7 +26,8 @@ from clusterproof.report.meta import RunMeta
 from clusterproof.report.scrub import scrub, scrub_frame, scrub_obj
 from clusterproof.results import to_frame
 
-CHECK_AREAS = ("nodes", "network", "storage", "transport")
+#: ``other`` is for tests outside the three suites (the fixtures file them there); the scorecard ignores them.
+CHECK_AREAS = ("nodes", "network", "storage", "transport", "other")
 #: ``error`` (a fixture broke) is accepted besides pytest's three outcomes and counts as a failure.
 CHECK_OUTCOMES = ("passed", "failed", "skipped", "error")
 _CHECK_KEYS = ("test_id", "area", "name", "outcome", "message")
@@ -42,7 +43,7 @@ def normalise(table: str, df: pd.DataFrame | None) -> pd.DataFrame:
     ``None`` or an empty frame gives an empty frame with the fixed columns."""
     if df is None or len(df.columns) == 0:
         return to_frame(table, [])
-    return to_frame(table, df.to_dict("records"))
+    return to_frame(table, cast(list[Mapping[str, Any]], df.to_dict("records")))
 
 
 def write_run_data(
@@ -66,7 +67,7 @@ def write_run_data(
     _write_text(outdir / "storage.csv", scrub_frame(normalise("storage", storage)).to_csv(index=False))
     _write_text(outdir / "nodes.csv", scrub_frame(normalise("nodes", nodes)).to_csv(index=False))
     if transport is not None:
-        _write_text(outdir / "transport.csv", scrub_frame(transport).to_csv(index=False))
+        _write_text(outdir / "transport.csv", scrub_frame(normalise("transport", transport)).to_csv(index=False))
     _write_text(outdir / "metadata.json", meta.to_json())
 
 
@@ -82,7 +83,7 @@ def _check_problems(i: int, check: Mapping[str, Any]) -> list[str]:
 def write_checks(outdir: Path, checks: Iterable[Mapping[str, Any]]) -> Path:
     """Write the pytest outcome of every suite test to ``outdir/checks.json`` (scrubbed).
 
-    Each check is ``{"test_id", "area": nodes|network|storage|transport, "name",
+    Each check is ``{"test_id", "area": nodes|network|storage|transport|other, "name",
     "outcome": passed|failed|skipped|error, "message"}``; other keys are kept.
 
     Returns:
@@ -234,7 +235,7 @@ def read_run_data(outdir: Path) -> RunData:
         network=network,
         storage=storage if storage is not None else normalise("storage", None),
         nodes=nodes if nodes is not None else normalise("nodes", None),
-        transport=_read_csv(outdir / "transport.csv", None),
+        transport=_read_csv(outdir / "transport.csv", "transport"),
         checks=read_checks(outdir / "checks.json"),
     )
 

@@ -15,6 +15,14 @@ from fixtures.nccl import CollectiveRuns, GroupSpec, explain_failure
 
 pytestmark = [pytest.mark.nccl, pytest.mark.exclusive, pytest.mark.xdist_group("fabric")]
 
+# NCCL WARN lines are judged by the transport tests (a WARN about libibverbs is a Socket fallback, not a crash);
+# an unfinished log is judged by `complete`. Everything else the parser lists makes the run insane.
+_NOT_FATAL = ("NCCL WARN", "log ends before")
+
+
+def is_fatal(error: str) -> bool:
+    return not any(marker in error for marker in _NOT_FATAL)
+
 
 def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResult, inventory: Inventory) -> None:
     res = collective_result
@@ -31,7 +39,7 @@ def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResul
         nranks=res.run.nranks,
         complete=res.run.complete,
         rc=res.rc,
-        errors=res.run.errors,
+        errors=[e for e in res.run.errors if is_fatal(e)],
         require_validation=sweep.check > 0,
     )
     assert not problems, "\n".join(map(str, problems)) + "\n" + explain_failure(res)

@@ -7,7 +7,8 @@ import pytest
 
 from clusterproof.errors import GidError
 from clusterproof.inventory import Inventory, Node
-from clusterproof.rdma import GidConsensus, choose_gid_index
+from clusterproof.rdma import GidConsensus, choose_gid_index, format_gid_table
+from fixtures.rdma import choose_kwargs
 
 pytestmark = pytest.mark.rdma
 
@@ -18,14 +19,13 @@ def test_rdma_rocev2_ipv4_gid_present(node: Node, gid_tables: dict[str, pd.DataF
     table = gid_tables[node.name]
     if table.empty:
         pytest.fail(f"{node.name}: no GIDs under {inventory.network.sysfs_root}/class/infiniband (no RDMA device?)")
-    netdev = inventory.network.netdevs[0] if len(inventory.network.netdevs) == 1 else None
     try:
-        index = choose_gid_index(table, netdev=netdev, hcas=inventory.network.hcas)
+        index = choose_gid_index(table, **choose_kwargs(inventory))  # type: ignore[arg-type]
     except GidError as e:
-        pytest.fail(f"{node.name}: {e}\n{table.to_string(index=False)}")
+        pytest.fail(f"{node.name}: {e}\n{format_gid_table(table)}")
     fixed = inventory.network.gid_index
     if isinstance(fixed, int):
-        assert index == fixed, f"{node.name}: RoCE v2 IPv4 GID at index {index}, inventory requires {fixed}\n{table.to_string(index=False)}"
+        assert index == fixed, f"{node.name}: RoCE v2 IPv4 GID at index {index}, inventory requires {fixed}\n{format_gid_table(table)}"
 
 
 def test_rdma_gid_index_consistent(gid_consensus: GidConsensus, gid_tables: dict[str, pd.DataFrame]) -> None:

@@ -430,7 +430,7 @@ int main(int argc, char **argv) {
       bwCount++;
     }
     if (rank == 0) printf("\n");
-    if (size == 0) break;  /* -b 0 with -f: avoid an endless loop, as nccl-tests does */
+    if (size == 0 && stepFactor > 1) break;  /* -b 0 -f N would never grow */
   }
 
   double avgBw = bwCount ? bwSum / bwCount : 0.0;

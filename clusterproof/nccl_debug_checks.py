@@ -1,0 +1,286 @@
+"""Pure verdicts on a :class:`~clusterproof.nccl_debug.TransportReport`: which ranks did not use the expected
+network, GPUDirect RDMA, GID, NCCL version, or used NVLS where it inflates the number.
+
+Every ``check_*`` returns a list of :class:`Finding`; an empty list means pass. A report without any rank
+never passes (nothing was proven); the suite decides beforehand, with :func:`no_nccl_reason`, whether such a
+run is the CPU stand-in (skip) or a broken real run (fail).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:  # only types: clusterproof.nccl_debug re-exports this module, so no runtime import back
+    from clusterproof.nccl_debug import RankEvidence, TransportReport
+
+STANDIN_SKIP_REASON = "CPU stand-in: no NCCL, transport not provable"
+_IBEXT = ("IBext",)
+_NET_DEV = re.compile(r"via NET/.+?/(\d+)")  # the HPC-X verbs plugin reports IBext or IBext_vN: still the IB transport
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One failed claim: who (rank, host), what (message) and the log line(s) that show it (evidence)."""
+
+    rank: int | None
+    host: str
+    message: str
+    evidence: str
+
+
+def no_nccl_reason(report: TransportReport) -> str | None:
+    """Return the skip reason when the logs hold no NCCL line at all (the sandbox's CPU stand-in speaks no
+    NCCL), else None. On real GPUs an empty report is a failure, not a skip: only skip on the stand-in."""
+    return STANDIN_SKIP_REASON if report.nccl_lines == 0 else None
+
+
+def check_network(report: TransportReport, expected: str = "IB") -> list[Finding]:
+    """Return one finding per rank whose NCCL network is not ``expected`` (a Socket fallback names the reason
+    NCCL gave: libibverbs missing, ``NET/IB : No device found``, ``NCCL_IB_DISABLE``...).
+
+    ``expected="IB"`` also accepts the HPC-X plugin (``IBext``/``IBext_vN``), which drives the same verbs.
+    """
+    if report.ranks.empty:
+        return [_nothing_proven()]
+    findings: list[Finding] = []
+    for row, ev in _rows(report):
+        net = row["net"]
+        if isinstance(net, str) and _network_matches(net, expected):
+            continue
+        reasons = list(ev.network_reasons)
+        if expected not in ("IB", "Socket") or not reasons:
+            reasons += ev.plugin_lines  # a named plugin that was not found explains a fallback too
+        why = f" (NCCL said: {_quote_body(reasons[0])})" if reasons else ""
+        if net is None:
+            msg = f"{_who(row)}: no 'Using network' line, NCCL picked no network{why}"
+        else:
+            msg = f"{_who(row)}: NCCL used network {net}, expected {expected}{why}"
+        findings.append(_finding(row, msg, [*ev.network_lines[:1], *reasons]))
+    return findings
+
+
+def check_gdr(report: TransportReport) -> list[Finding]:
+    """Return one finding per rank with a cross-node channel that does not go via ``.../GDRDMA``, quoting
+    that channel line and NCCL's per-HCA ``GPU Direct RDMA Disabled`` line when there is one; and a finding
+    when no rank has any cross-node channel line (GDR cannot be proven)."""
+    if report.ranks.empty:
+        return [_nothing_proven()]
+    findings: list[Finding] = []
+    for row, ev in _rows(report):
+        if row["gdr_all"] is pd.NA or bool(row["gdr_all"]):
+            continue
+        plain = [line for line in ev.net_channel_lines if "/GDRDMA" not in line]
+        disabled = [line for line in ev.gdr_hca_lines if "Disabled" in line or "disabled" in line]
+        if plain and (dev := _NET_DEV.search(plain[0])):  # quote the HCA this channel uses first
+            disabled.sort(key=lambda line: f"for HCA {dev[1]} " not in line)
+        total = int(row["cross_node_channels"])
+        if plain:
+            msg = f"{_who(row)}: {len(plain)} of {total} cross-node channels without GPUDirect RDMA"
+        else:
+            msg = f"{_who(row)}: NCCL reports GDR 0 for its rings"
+        if disabled:
+            msg += f" ({_quote_body(disabled[0])})"
+        findings.append(_finding(row, msg, [*plain[:1], *disabled[:1], *([ev.ring_summary_line] if not plain and ev.ring_summary_line else [])]))
+    if not findings and int(report.ranks["cross_node_channels"].sum()) == 0 and report.ranks["gdr_all"].isna().all():
+        findings.append(
+            Finding(None, "", "no cross-node channel line on any rank: GPUDirect RDMA not provable "
+                    "(single node, or INIT missing from NCCL_DEBUG_SUBSYS)", "")
+        )
+    return findings
+
+
+def check_gid(report: TransportReport, expected_index: int) -> list[Finding]:
+    """Return findings for RoCE GIDs: an index other than ``expected_index``, a link-local ``fe80::`` address
+    (not routable across L3), or a RoCE rank with no GID line at all (NET missing from NCCL_DEBUG_SUBSYS).
+    Ranks on InfiniBand link layer or on sockets are not judged here."""
+    if report.ranks.empty:
+        return [_nothing_proven()]
+    findings: list[Finding] = []
+    for row, ev in _rows(report):
+        if not ev.gids:
+            devices = row["net_devices"]
+            connected = int(row["cross_node_channels"]) > 0  # no connection (init failed): nothing to see
+            if connected and row["net"] != "Socket" and isinstance(devices, str) and "/RoCE" in devices:
+                findings.append(_finding(row, f"{_who(row)}: RoCE devices but no GID line "
+                                         "(add NET to NCCL_DEBUG_SUBSYS)", [ev.devices_line or ""]))
+            continue
+        seen: set[tuple[str, int, str]] = set()
+        for use in ev.gids:
+            if (use.hca, use.gid_index, use.gid) in seen:
+                continue
+            seen.add((use.hca, use.gid_index, use.gid))
+            problems = []
+            if use.gid_index != expected_index:
+                problems.append(f"GID index {use.gid_index}, expected {expected_index}")
+            if ipaddress.IPv6Address(use.gid).is_link_local:
+                problems.append(f"link-local GID {use.gid} (not routable across L3)")
+            if problems:
+                msg = f"{_who(row)}: {use.hca} port {use.port} uses " + "; ".join(problems)
+                findings.append(_finding(row, msg, [use.line]))
+    return findings
+
+
+def check_same_version(report: TransportReport) -> list[Finding]:
+    """Return findings when ranks run different NCCL versions (ranks off the majority, and NCCL's own
+    ``Mismatched NCCL version`` WARN), when no version line exists at all, or when a rank of an NCCL >= 2.22
+    run printed none (from 2.22 every process prints it at INFO; up to 2.21 only rank 0 does)."""
+    if report.ranks.empty:
+        return [_nothing_proven()]
+    known = report.ranks["nccl_version"].dropna()
+    if known.empty:
+        return [Finding(None, "", "no 'NCCL version' line in any log: versions not provable", "")]
+    majority = _majority(known)
+    count = int((known == majority).sum())
+    every_process_prints = _version_tuple(str(majority)) >= (2, 22)
+    findings: list[Finding] = []
+    for row, ev in _rows(report):
+        version = row["nccl_version"]
+        if version is None and every_process_prints:
+            findings.append(_finding(row, f"{_who(row)}: no NCCL version line (NCCL {majority} prints it "
+                                     "on every process)", []))
+        elif version is not None and version != majority:
+            findings.append(_finding(row, f"{_who(row)}: NCCL {version}, while {count} rank(s) run "
+                                     f"NCCL {majority}", [ev.version_line or ""]))
+    for warn in report.warnings:
+        if "Mismatched NCCL version" in warn.text:
+            rank = f"rank {warn.rank}" if warn.rank is not None else "rank ?"
+            findings.append(Finding(warn.rank, warn.host, f"{warn.host} {rank}: NCCL refused the mix: "
+                                    f"{warn.text}", warn.line))
+    return findings
+
+
+def check_nvls(report: TransportReport, n_nodes: int) -> list[Finding]:
+    """Return one finding per rank that set up NVLS (NVLink SHARP) in a two-node run: NVLS-Tree inflates the
+    2-node bus bandwidth above the fabric's, so the number is not a fabric measure. Other node counts pass."""
+    if report.ranks.empty:
+        return [_nothing_proven()]
+    if n_nodes != 2:
+        return []
+    findings = []
+    for row, ev in _rows(report):
+        if row["nvls"] is not pd.NA and bool(row["nvls"]):
+            msg = (f"{_who(row)}: NVLS in use on a 2-node run, busbw is inflated and not a fabric number "
+                   "(use >= 4 nodes, or NCCL_NVLS_ENABLE=0)")
+            findings.append(_finding(row, msg, list(ev.nvls_lines[:2])))
+    return findings
+
+
+def transport_table(report: TransportReport, expected_network: str | None = None,
+                    expected_gid_index: int | None = None) -> pd.DataFrame:
+    """Return the per-rank transport table for the report: ``rank``, ``host``, ``network``, ``devices``,
+    ``gdr`` (every cross-node channel via GDRDMA), ``gid`` ("3 ::ffff:10.1.1.5"), ``version`` (the names of
+    :data:`clusterproof.results.TRANSPORT_COLUMNS`), ``odd`` (bool) and ``why`` (str, empty when not odd).
+
+    A row is odd when it differs from the majority of ranks (network, devices, GDR, GID index, version),
+    uses sockets, misses GDR on a cross-node channel, uses a link-local GID, logged a WARN, or differs from
+    ``expected_network``/``expected_gid_index`` when given.
+    """
+    ranks = report.ranks
+    gid_text = [
+        None if idx is pd.NA else f"{idx} {gid}" if gid else str(idx)
+        for idx, gid in zip(ranks["gid_index"], ranks["gid"], strict=True)
+    ]
+    table = pd.DataFrame({
+        "rank": ranks["rank"],
+        "host": ranks["host"],
+        "network": ranks["net"],
+        "devices": ranks["net_devices"],
+        "gdr": ranks["gdr_all"],
+        "gid": pd.Series(gid_text, dtype="object", index=ranks.index),
+        "version": ranks["nccl_version"],
+    })
+    compared = ranks.assign(net_devices=ranks["net_devices"].map(_device_kinds, na_action="ignore"))
+    majority = {col: _majority(compared[col].dropna()) for col in ("net", "net_devices", "gdr_all", "gid_index",
+                                                                    "nccl_version")}
+    label = {"net": "network", "net_devices": "devices", "gdr_all": "GDR", "gid_index": "GID index",
+             "nccl_version": "version"}
+    whys: list[str] = []
+    for (_, row), (_, cmp) in zip(ranks.iterrows(), compared.iterrows(), strict=True):
+        why = [f"{label[c]} differs from most ranks" for c, m in majority.items()
+               if m is not None and cmp[c] is not pd.NA and cmp[c] is not None and cmp[c] != m]
+        if row["net"] == "Socket":
+            why.append("sockets")
+        if expected_network is not None and not (isinstance(row["net"], str)
+                                                 and _network_matches(row["net"], expected_network)):
+            why.append(f"network is not {expected_network}")
+        if row["gdr_all"] is not pd.NA and not bool(row["gdr_all"]):
+            why.append("no GDR")
+        if expected_gid_index is not None and row["gid_index"] is not pd.NA and row["gid_index"] != expected_gid_index:
+            why.append(f"GID index is not {expected_gid_index}")
+        if isinstance(row["gid"], str) and any(ipaddress.IPv6Address(g).is_link_local for g in row["gid"].split(",")):
+            why.append("link-local GID")
+        if row["warns"]:
+            why.append(f"{row['warns']} WARN")
+        whys.append(", ".join(dict.fromkeys(why)))
+    table["odd"] = pd.Series([bool(w) for w in whys], dtype="bool", index=ranks.index)
+    table["why"] = pd.Series(whys, dtype="object", index=ranks.index)
+    return table
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _rows(report: TransportReport) -> Iterator[tuple[pd.Series, RankEvidence]]:
+    for (_, row), ev in zip(report.ranks.iterrows(), report.evidence, strict=True):
+        yield row, ev
+
+
+def _who(row: pd.Series) -> str:
+    rank = "rank ?" if row["rank"] is pd.NA else f"rank {int(row['rank'])}"
+    return f"{row['host']} {rank} (pid {int(row['pid'])})"
+
+
+def _finding(row: pd.Series, message: str, lines: list[str]) -> Finding:
+    rank = None if row["rank"] is pd.NA else int(row["rank"])
+    return Finding(rank, str(row["host"]), message, "\n".join(line for line in lines if line))
+
+
+def _nothing_proven() -> Finding:
+    return Finding(None, "", "no NCCL rank in the debug logs: nothing proven", "")
+
+
+def _network_matches(net: str, expected: str) -> bool:
+    if net == expected:
+        return True
+    if expected in ("IB", *_IBEXT):
+        return net.startswith("IBext") and (net == "IBext" or net.removeprefix("IBext_v").isdigit())
+    return False
+
+
+def _device_kinds(devices: str) -> str:
+    """Devices as compared across hosts: IB/RoCE entries as printed (``mlx5_0:1/RoCE``), socket entries
+    without their per-host address (``eth0:10.30.0.11`` -> ``eth0``)."""
+    return ",".join(d if "/" in d else d.split(":", 1)[0] for d in devices.split(","))
+
+
+def _quote_body(line: str) -> str:
+    """The message part of an NCCL line (after ``NCCL INFO``/``NCCL WARN``), for short messages."""
+    for marker in ("NCCL INFO ", "NCCL WARN "):
+        if marker in line:
+            return line.split(marker, 1)[1].strip()
+    return line.strip()
+
+
+def _majority(values: pd.Series) -> object | None:
+    """The most common value; on a tie, the one seen first."""
+    items: list[object] = values.tolist()
+    counts = Counter(items)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(v for v in items if counts[v] == best)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for p in version.split(".")[:3]:
+        digits = "".join(ch for ch in p if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)

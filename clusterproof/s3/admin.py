@@ -1,0 +1,293 @@
+"""The provider's side of RGW: admin ops (users, keys, buckets) through rgwadmin, IAM and bucket policies through
+boto3. Shared by the rgw-user and sts issuers, the test fixtures and the cleanup sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+from rgwadmin import RGWAdmin
+from rgwadmin.exceptions import NoSuchBucket, NoSuchUser, RGWAdminException, UserAlreadyExists
+
+from clusterproof.redact import REDACTOR, redact
+from clusterproof.s3 import policy
+from clusterproof.s3.client import answer_of, make_client
+from clusterproof.s3.model import IssuerError
+
+#: One lock per (endpoint, bucket) for every bucket-policy read-modify-write in this process. S3 has no
+#: If-Match on PutBucketPolicy, so across processes only the re-read-verify loop helps, and only partly.
+_POLICY_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_POLICY_LOCKS_GUARD = threading.Lock()
+
+
+def _policy_lock(endpoint: str, bucket: str) -> threading.Lock:
+    with _POLICY_LOCKS_GUARD:
+        return _POLICY_LOCKS.setdefault((endpoint, bucket), threading.Lock())
+
+
+class RgwAdminSession:
+    """Admin access to one RGW. Thread-safe; every failure of the service surfaces as IssuerError."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, *, region: str = "default",
+                 timeout_s: float = 10.0) -> None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"endpoint {endpoint!r}: expected http://host:port or https://host:port")
+        if not access_key or not secret_key:
+            raise ValueError("admin access key and secret key must not be empty")
+        REDACTOR.add(secret_key)
+        self.endpoint = endpoint.rstrip("/")
+        self.region = region
+        self.timeout_s = timeout_s
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self.rgw = RGWAdmin(access_key=access_key, secret_key=secret_key, server=parts.netloc,
+                            secure=parts.scheme == "https", timeout=timeout_s)
+        self.s3 = self.client("s3")
+        self.iam = self.client("iam")
+        self._owner_clients: dict[str, Any] = {}
+        self._guarded: set[str] = set()
+        self._lock = threading.Lock()
+        self._uid: str | None = None
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        """The admin (access key, secret key), for building issuers on the same RGW in this process."""
+        return self._access_key, self._secret_key
+
+    def client(self, service: str, access_key: str | None = None, secret_key: str | None = None,
+               session_token: str | None = None) -> Any:
+        """A boto3 client on this RGW; with no keys given, the admin's."""
+        return make_client(service, self.endpoint, access_key or self._access_key, secret_key or self._secret_key,
+                           session_token, region=self.region, timeout_s=self.timeout_s)
+
+    # --- users ------------------------------------------------------------------------------------------
+
+    @property
+    def uid(self) -> str:
+        """The admin user's own uid (looked up once by access key)."""
+        if self._uid is None:
+            self._uid = str(self._admin_call("get the admin user", self.rgw.get_user, access_key=self._access_key)["user_id"])
+        return self._uid
+
+    def create_user(self, uid: str, display_name: str) -> tuple[str, str]:
+        """Create a user that cannot create buckets (``max_buckets=-1``) with one S3 key.
+
+        Returns:
+            (access key, secret key); the secret is registered for redaction.
+        """
+        user = self._admin_call(f"create user {uid}", self.rgw.create_user, uid=uid, display_name=display_name,
+                                generate_key=True, max_buckets=-1)
+        key = user["keys"][0]
+        REDACTOR.add(key["secret_key"])
+        return key["access_key"], key["secret_key"]
+
+    def user_keys(self, uid: str) -> tuple[str, str] | None:
+        """The first S3 key of ``uid``, or None when the user does not exist."""
+        try:
+            user = self.rgw.get_user(uid=uid)
+        except NoSuchUser:
+            return None
+        except (RGWAdminException, requests.RequestException) as e:
+            raise IssuerError(f"{self.endpoint}: get user {uid}: {redact(str(e))}") from None
+        keys = user.get("keys") or []
+        if not keys:
+            return None
+        REDACTOR.add(keys[0]["secret_key"])
+        return keys[0]["access_key"], keys[0]["secret_key"]
+
+    def ensure_user(self, uid: str, display_name: str) -> tuple[str, str]:
+        """The keys of ``uid``, creating the user (no buckets allowed) when it does not exist."""
+        keys = self.user_keys(uid)
+        if keys is not None:
+            return keys
+        try:
+            return self.create_user(uid, display_name)
+        except IssuerError as e:
+            if isinstance(e.__cause__, UserAlreadyExists) or "UserAlreadyExists" in str(e):
+                found = self.user_keys(uid)
+                if found is not None:
+                    return found
+            raise
+
+    def user_display_name(self, uid: str) -> str | None:
+        try:
+            return str(self.rgw.get_user(uid=uid).get("display_name", ""))
+        except NoSuchUser:
+            return None
+        except (RGWAdminException, requests.RequestException) as e:
+            raise IssuerError(f"{self.endpoint}: get user {uid}: {redact(str(e))}") from None
+
+    def delete_user(self, uid: str) -> bool:
+        """Delete ``uid`` with its keys and inline policies. Returns False when it was already gone."""
+        try:
+            self.rgw.remove_user(uid=uid, purge_data=True)
+        except NoSuchUser:
+            return False
+        except (RGWAdminException, requests.RequestException) as e:
+            raise IssuerError(f"{self.endpoint}: delete user {uid}: {redact(str(e))}") from None
+        return True
+
+    def user_ids(self) -> Iterator[str]:
+        """Every user id on this RGW (paged through the metadata API; needs the ``metadata`` cap)."""
+        marker: str | None = None
+        while True:
+            page = self._admin_call("list users", self.rgw.get_metadata, "user", max_entries=1000, marker=marker)
+            if isinstance(page, list):  # older RGWs answer a plain list
+                yield from page
+                return
+            yield from page.get("keys", [])
+            if str(page.get("truncated", "false")).lower() != "true" or not page.get("marker"):
+                return
+            marker = page["marker"]
+
+    def put_user_policy(self, uid: str, name: str, doc: dict[str, Any]) -> None:
+        self._iam_call(f"put user policy on {uid}", self.iam.put_user_policy, UserName=uid, PolicyName=name,
+                       PolicyDocument=policy.compact(doc))
+
+    # --- roles ------------------------------------------------------------------------------------------
+
+    def role_names(self) -> list[str]:
+        """Every IAM role name (RGW answers 404 instead of an empty list when there is none)."""
+        try:
+            resp = self.iam.list_roles()
+        except (ClientError, BotoCoreError) as e:
+            if answer_of(e).not_found:
+                return []
+            raise IssuerError(f"{self.endpoint}: list roles: {answer_of(e)}") from None
+        return [r["RoleName"] for r in resp.get("Roles", [])]
+
+    def delete_role(self, name: str) -> bool:
+        """Delete a role and its inline policies (a role with policies cannot be deleted). False if already gone."""
+        try:
+            names = self.iam.list_role_policies(RoleName=name).get("PolicyNames", [])
+        except (ClientError, BotoCoreError) as e:
+            if answer_of(e).not_found:
+                return False
+            raise IssuerError(f"{self.endpoint}: list policies of role {name}: {answer_of(e)}") from None
+        for pname in names:
+            self._iam_call(f"delete policy {pname} of role {name}", self.iam.delete_role_policy, missing_ok=True,
+                           RoleName=name, PolicyName=pname)
+        return self._iam_call(f"delete role {name}", self.iam.delete_role, missing_ok=True, RoleName=name)
+
+    # --- buckets ----------------------------------------------------------------------------------------
+
+    def bucket_owner(self, bucket: str) -> str | None:
+        """The owner uid of ``bucket``, or None when it does not exist."""
+        try:
+            info = self.rgw.get_bucket(bucket=bucket)
+        except NoSuchBucket:
+            return None
+        except (RGWAdminException, requests.RequestException) as e:
+            raise IssuerError(f"{self.endpoint}: get bucket {bucket}: {redact(str(e))}") from None
+        return str(info["owner"])
+
+    def owner_s3(self, bucket: str) -> Any:
+        """An S3 client acting as the owner of ``bucket`` (bucket policies can only be set by the owner).
+
+        The admin reads the owner's key through the admin API when the owner is another user.
+        """
+        owner = self.bucket_owner(bucket)
+        if owner is None:
+            raise IssuerError(f"{self.endpoint}: bucket {bucket} does not exist")
+        if owner == self.uid:
+            return self.s3
+        with self._lock:
+            cached = self._owner_clients.get(owner)
+        if cached is not None:
+            return cached
+        keys = self.user_keys(owner)
+        if keys is None:
+            raise IssuerError(f"{self.endpoint}: the owner {owner} of bucket {bucket} has no S3 key")
+        client = self.client("s3", *keys)
+        with self._lock:
+            self._owner_clients[owner] = client
+        return client
+
+    def bucket_policy(self, bucket: str, s3: Any | None = None) -> dict[str, Any] | None:
+        """The bucket policy as a dict, or None when the bucket has none."""
+        try:
+            text = (s3 or self.owner_s3(bucket)).get_bucket_policy(Bucket=bucket)["Policy"]
+        except (ClientError, BotoCoreError) as e:
+            if answer_of(e).not_found:
+                return None
+            raise IssuerError(f"{self.endpoint}: get policy of bucket {bucket}: {answer_of(e)}") from None
+        return dict(json.loads(text))
+
+    def update_bucket_policy(
+        self, bucket: str, change: Callable[[dict[str, Any] | None], dict[str, Any]],
+        applied: Callable[[dict[str, Any] | None], bool], attempts: int = 8,
+    ) -> None:
+        """Read-modify-write the bucket policy: ``change`` maps the current policy to the new one, ``applied`` says
+        whether a policy read back contains our change.
+
+        A per-bucket lock serialises writers in this process; after each write the policy is read back and the
+        change redone when another writer (another process) overwrote it in between. Writers in other processes
+        can still lose a change made after our read-back: there is no If-Match on PutBucketPolicy.
+
+        Raises:
+            IssuerError: the change did not stick after ``attempts`` tries, or RGW refused the policy.
+        """
+        s3 = self.owner_s3(bucket)
+        with _policy_lock(self.endpoint, bucket):
+            for attempt in range(attempts):
+                current = self.bucket_policy(bucket, s3)
+                if applied(current):
+                    return
+                new = change(current)
+                try:
+                    if new.get("Statement"):
+                        s3.put_bucket_policy(Bucket=bucket, Policy=policy.compact(new))
+                    else:
+                        s3.delete_bucket_policy(Bucket=bucket)
+                except (ClientError, BotoCoreError) as e:
+                    raise IssuerError(f"{self.endpoint}: put policy of bucket {bucket}: {answer_of(e)}") from None
+                if applied(self.bucket_policy(bucket, s3)):
+                    return
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise IssuerError(f"{self.endpoint}: bucket {bucket}: policy change lost to concurrent writers {attempts} times")
+
+    def ensure_bucket_guard(self, bucket: str, deny_anonymous_reads: bool = True) -> None:
+        """Make sure the bucket policy lets the owner read temporary users' objects (and, by default, denies
+        anonymous reads). Done once per bucket and session."""
+        if bucket in self._guarded:
+            return
+        owner = self.bucket_owner(bucket)
+        if owner is None:
+            raise IssuerError(f"{self.endpoint}: bucket {bucket} does not exist")
+        wanted = [policy.owner_access_statement(bucket, owner)]
+        if deny_anonymous_reads:
+            wanted.append(policy.deny_anonymous_reads_statement(bucket))
+
+        def applied(doc: dict[str, Any] | None) -> bool:
+            present = (doc or {}).get("Statement", [])
+            return all(w in present for w in wanted)
+
+        self.update_bucket_policy(bucket, lambda doc: policy.with_statements(doc, wanted), applied)
+        self._guarded.add(bucket)
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+
+    def _admin_call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (RGWAdminException, requests.RequestException) as e:
+            raise IssuerError(f"{self.endpoint}: {what}: {type(e).__name__} {redact(str(e))}") from e
+
+    def _iam_call(self, what: str, fn: Callable[..., Any], missing_ok: bool = False, **kwargs: Any) -> bool:
+        try:
+            fn(**kwargs)
+        except (ClientError, BotoCoreError) as e:
+            answer = answer_of(e)
+            if missing_ok and answer.not_found:
+                return False
+            raise IssuerError(f"{self.endpoint}: {what}: {answer}") from None
+        return True

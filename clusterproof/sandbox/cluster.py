@@ -1,0 +1,343 @@
+"""The sandbox cluster: N nodes on one machine, each a network namespace with its own sshd.
+
+Each node is a network namespace (veth ``eth0`` on a bridge, no default route) plus a UTS and mount
+namespace made by ``assets/node_init.sh``: its own hostname, /etc/hosts, ssh client config, /tmp, a
+root home without the host's shell start-up files, and a fake RoCE GID table under
+/sys/class/infiniband. A CPU stand-in for nccl-tests is compiled into ``<state_dir>/bin``, and
+``<state_dir>/inventory.yaml`` describes the cluster for the suites.
+
+Everything is named from ``state_dir``, ``prefix`` and ``subnet``, so sandboxes with different
+values coexist. ``up`` refuses to start over a sandbox that is already up in ``state_dir`` (it never
+returns an existing one: bring it ``down`` first). The sandbox is the one place where the library
+shells out (``ip``, ``unshare``, ``nsenter``, ``ssh-keygen``, ``sshd``, ``ssh``, ``mpicc``), always
+with argv lists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clusterproof.errors import InventoryError, SandboxError
+from clusterproof.inventory import parse_inventory
+from clusterproof.sandbox import nodes as build
+from clusterproof.sandbox import procs
+from clusterproof.sandbox.nodes import COLLECTIVES, SSHD
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE_DIR = Path(os.environ.get("CLUSTERPROOF_SANDBOX_DIR", "/tmp/clusterproof-sandbox"))
+STATE_FILE = "state.json"
+MAX_NODES = 99  # node names have two digits; addresses are <subnet>.11 .. <subnet>.109
+#: Minimum all_reduce busbw (GB/s) from 1M up, written into the sandbox inventory. Measured on this
+#: 2-core machine under load from other jobs (sweep 64K-4M, -n 5): healthy runs gave 0.19-0.99 GB/s
+#: (4 nodes) and 0.33-0.86 GB/s (2 nodes) at 1M and 4M; with one node slowed to 200mbit, 0.01 GB/s.
+ALL_REDUCE_MIN_BUSBW_GBS = 0.05
+_TOOLS = {  # binary -> Debian package that ships it
+    "ip": "iproute2", "tc": "iproute2", "unshare": "util-linux", "nsenter": "util-linux",
+    "mountpoint": "util-linux", "ssh-keygen": "openssh-client", "ssh": "openssh-client",
+    SSHD: "openssh-server", "mpicc": "libopenmpi-dev", "mpirun": "openmpi-bin",
+}
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9_]{0,7}$")
+_SUBNET_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+
+
+@dataclass
+class SandboxNode:
+    name: str
+    ip: str
+    netns: str
+    sshd_pid: int
+    state_dir: Path
+    veth: str = ""  # host side of the node's veth pair (where faults put tc)
+    holder_pid: int = 0  # keeps the node's UTS + mount namespaces alive while its sshd is stopped
+
+
+@dataclass
+class SandboxCluster:
+    state_dir: Path
+    nodes: list[SandboxNode]
+    inventory_path: Path
+    bin_dir: Path
+    key_file: Path
+    known_hosts: Path
+    ssh_config: Path
+    bridge: str
+    subnet: str
+    prefix: str = "cp_"
+    timings_s: dict[str, float] = field(default_factory=dict)  # seconds per step of `up`
+
+    def node(self, name: str) -> SandboxNode:
+        """The node called ``name``. Raises SandboxError naming the nodes that exist."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise SandboxError(f"sandbox {self.state_dir}: no node {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
+
+    def to_json(self) -> str:
+        """The cluster as JSON text (paths as strings), as stored in ``state.json``."""
+        return json.dumps(asdict(self), default=str, indent=2)
+
+    @classmethod
+    def from_state(cls, state_dir: Path | str) -> SandboxCluster:
+        """Read the cluster back from ``<state_dir>/state.json``.
+
+        Raises:
+            SandboxError: there is no sandbox in ``state_dir``, or its state file is unreadable.
+        """
+        raw = read_state(Path(state_dir))
+        if raw is None:
+            raise SandboxError(f"no sandbox in {state_dir} (no {STATE_FILE}): run `clusterproof sandbox up`")
+        try:
+            members = [SandboxNode(**{**n, "state_dir": Path(n["state_dir"])}) for n in raw["nodes"]]
+            paths = {k: Path(raw[k]) for k in ("state_dir", "inventory_path", "bin_dir", "key_file", "known_hosts", "ssh_config")}
+            return cls(nodes=members, bridge=raw["bridge"], subnet=raw["subnet"], prefix=raw["prefix"],
+                       timings_s=raw.get("timings_s", {}), **paths)
+        except (KeyError, TypeError) as e:
+            raise SandboxError(f"{Path(state_dir) / STATE_FILE}: not a sandbox state file ({e!r})") from None
+
+
+def read_state(state_dir: Path) -> dict[str, Any] | None:
+    """The parsed state file, or None when there is none. Raises SandboxError when it is not JSON."""
+    path = state_dir / STATE_FILE
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise SandboxError(f"{path}: cannot read the sandbox state: {e}") from None
+    return raw
+
+
+def write_state(cluster: SandboxCluster, status: str = "up") -> None:
+    """Write ``state.json`` atomically (a crash leaves the old or the new file, never half of one)."""
+    data = {"status": status, **json.loads(cluster.to_json())}
+    tmp = cluster.state_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, cluster.state_dir / STATE_FILE)
+
+
+def require_root() -> None:
+    """Raises SandboxError unless this process is root."""
+    if os.geteuid() != 0:
+        raise SandboxError("the sandbox needs root (network namespaces, sshd per node): run as root")
+
+
+def _check_host() -> None:
+    """Raise SandboxError naming the Debian packages of missing tools, or a locked root account."""
+    missing = [t for t in _TOOLS if not (os.access(t, os.X_OK) if "/" in t else shutil.which(t, path=procs.PATH))]
+    if missing:
+        raise SandboxError(f"the sandbox needs {', '.join(f'{t} (Debian package {_TOOLS[t]})' for t in missing)}: "
+                           f"apt-get install {' '.join(sorted({_TOOLS[t] for t in missing}))}")
+    # With UsePAM no, sshd refuses accounts whose password is locked with '!', even for key logins.
+    try:
+        root = next((line.split(":") for line in Path("/etc/shadow").read_text().splitlines() if line.startswith("root:")), [])
+    except OSError:
+        return
+    if len(root) > 1 and root[1].startswith("!"):
+        raise SandboxError("root's password is locked ('!' in /etc/shadow), so sshd refuses root logins even with keys: "
+                           "run `usermod -p '*' root` (no password, not locked) and try again")
+
+
+def _plan(nodes: int, state_dir: Path, subnet: str, prefix: str) -> SandboxCluster:
+    """Check the arguments and name everything up front (also what ``down`` deletes after a failed ``up``)."""
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= MAX_NODES:
+        raise SandboxError(f"nodes must be an integer from 1 to {MAX_NODES}, got {nodes!r}")
+    m = _SUBNET_RE.match(subnet)
+    if not m or any(int(o) > 255 for o in m.groups()):
+        raise SandboxError(f"subnet must be three octets like 192.168.77 (a /24), got {subnet!r}")
+    if not _PREFIX_RE.match(prefix):
+        raise SandboxError(f"prefix must be 1-8 of a-z, 0-9, '_' starting with a letter (it names netns and links), got {prefix!r}")
+    state_dir = Path(os.path.abspath(state_dir))
+    if len(state_dir.parts) < 3:
+        raise SandboxError(f"state_dir {state_dir} is too close to / (`down` deletes it): use e.g. /tmp/clusterproof-sandbox")
+    tag = prefix.replace("_", "")
+    members = [
+        SandboxNode(name=f"node{i:02d}", ip=f"{subnet}.{10 + i}", netns=f"{prefix}node{i:02d}", sshd_pid=0,
+                    state_dir=state_dir / f"node{i:02d}", veth=f"{tag}v{i:02d}")
+        for i in range(1, nodes + 1)
+    ]
+    return SandboxCluster(state_dir=state_dir, nodes=members, inventory_path=state_dir / "inventory.yaml",
+                          bin_dir=state_dir / "bin", key_file=state_dir / "client" / "id_ed25519",
+                          known_hosts=state_dir / "known_hosts", ssh_config=state_dir / "ssh_config",
+                          bridge=f"{tag}br0", subnet=subnet, prefix=prefix)
+
+
+def _check_free(c: SandboxCluster) -> None:
+    """Raise SandboxError when a name or the subnet is taken (another sandbox, or a leftover)."""
+    links = {x["ifname"]: x for x in json.loads(procs.run(["ip", "-j", "addr", "show"], "list links") or "[]")}
+    taken = [f"link {n}" for n in [c.bridge, *(x.veth for x in c.nodes)] if n in links]
+    taken += [f"netns {x.netns}" for x in c.nodes if os.path.exists(f"/run/netns/{x.netns}")]
+    taken += [f"subnet {c.subnet}.0/24 (on {name})" for name, link in links.items()
+              if any(a.get("family") == "inet" and str(a.get("local", "")).startswith(f"{c.subnet}.") for a in link.get("addr_info", []))]
+    if taken:
+        raise SandboxError(f"cannot start a sandbox with prefix {c.prefix!r} and subnet {c.subnet}: already in use: "
+                           f"{', '.join(taken)}. Bring that sandbox down, or pick another prefix/subnet.")
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _inventory_doc(c: SandboxCluster, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": "sandbox",
+        "standin": True,
+        "nodes": [{"name": n.name, "host": n.ip, "port": 22, "user": "root", "slots": 1} for n in c.nodes],
+        "ssh": {"user": "root", "key_file": str(c.key_file), "known_hosts": str(c.known_hosts), "strict_host_keys": True,
+                "use_agent": False, "connect_timeout_s": 5, "command_timeout_s": 60},
+        "network": {"hcas": ["mlx5_0"], "gid_index": "auto", "max_clock_skew_s": 1.0},
+        "nccl_tests": {
+            "bin_dir": str(c.bin_dir), "launcher": "mpirun", "mpirun": "mpirun", "collectives": list(COLLECTIVES),
+            "node_counts": [2], "mca": {"coll": "^hcoll", "pml": "ob1", "btl": "tcp,self"},
+            "sweep": {"min_bytes": "64K", "max_bytes": "4M", "step_factor": 4, "iters": 5, "warmup_iters": 1,
+                      "gpus_per_rank": 1, "check": 1},
+            "timeout_s": 120, "debug": "on", "expect_net": "IB", "expect_gdr": True,
+        },
+        "thresholds": {"all_reduce": {"*": {"1M": ALL_REDUCE_MIN_BUSBW_GBS}}},
+    }
+    return _merge(doc, extra or {})
+
+
+def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.168.77", prefix: str = "cp_",
+       extra_inventory: Mapping[str, Any] | None = None) -> SandboxCluster:
+    """Bring up a sandbox of ``nodes`` nodes and return it (also written to ``<state_dir>/state.json``,
+    with the seconds each step took in ``timings_s``).
+
+    ``extra_inventory`` is merged into the inventory (mappings deep-merged, other values replaced).
+
+    Raises:
+        SandboxError: not root; a tool is missing (naming its Debian package); a sandbox is already up
+            in ``state_dir`` or the prefix/subnet is taken; or a step failed (naming the step and its
+            stderr) -- in that case everything made so far has been torn down again.
+    """
+    require_root()
+    _check_host()
+    c = _plan(nodes, Path(state_dir), subnet, prefix)
+    if read_state(c.state_dir) is not None:
+        raise SandboxError(f"a sandbox is already up in {c.state_dir}: run `clusterproof sandbox down` first, or use another state dir")
+    if c.state_dir.exists() and any(c.state_dir.iterdir()):
+        raise SandboxError(f"{c.state_dir} exists, is not empty and holds no sandbox: pick another state dir")
+    _check_free(c)
+    doc = _inventory_doc(c, extra_inventory)
+    try:
+        parse_inventory(doc, str(c.inventory_path))
+    except InventoryError as e:
+        raise SandboxError(f"the sandbox inventory would be invalid (check extra_inventory):\n{e}") from None
+    c.state_dir.mkdir(parents=True, exist_ok=True)
+    c.state_dir.chmod(0o700)
+    write_state(c, "starting")  # from here on, `down` can undo whatever exists
+    compile_proc: subprocess.Popen[str] | None = None
+    step, t0 = "write files", time.monotonic()
+
+    def next_step(name: str) -> None:
+        nonlocal step, t0
+        c.timings_s[step] = round(time.monotonic() - t0, 3)
+        step, t0 = name, time.monotonic()
+
+    try:
+        build.write_files(c)
+        compile_proc = build.start_compile(c)
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir; left for other sshds
+        next_step("network")
+        build.make_network(c)
+        next_step("start nodes")
+        build.start_nodes(c)
+        write_state(c, "starting")
+        next_step("wait for sshd")
+        build.wait_for_sshd(c.nodes)
+        next_step("ssh logins")
+        build.check_logins(c)
+        next_step("compile stand-in")
+        build.finish_compile(c, compile_proc)
+        next_step("inventory")
+        header = "# Written by `clusterproof sandbox up`. Numbers from this cluster come from the CPU stand-in for nccl-tests.\n"
+        c.inventory_path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+        next_step("")
+        c.timings_s["total"] = round(sum(c.timings_s.values()), 3)
+        write_state(c, "up")
+    except BaseException as e:
+        build.stop_compile(compile_proc)
+        try:
+            write_state(c, "failed")
+            down(c.state_dir)
+        except Exception as cleanup:  # keep the original error; say that the cleanup needs a hand
+            log.error("sandbox cleanup after a failed up also failed (run `clusterproof sandbox down`): %s", cleanup)
+        if isinstance(e, SandboxError):
+            raise SandboxError(f"sandbox up failed at step '{step}' (torn down again): {e}") from None
+        if isinstance(e, Exception):
+            raise SandboxError(f"sandbox up failed at step '{step}' (torn down again): {e!r}") from e
+        raise
+    log.info("sandbox up: %d nodes in %s (%s)", nodes, c.state_dir, c.timings_s)
+    return c
+
+
+def down(state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
+    """Remove the sandbox in ``state_dir``: its processes (by pid), namespaces, bridge and files.
+
+    Works on a half-made sandbox (a failed ``up``) too. Returns one line per thing removed; an empty
+    list means there was nothing to tear down.
+
+    Raises:
+        SandboxError: not root, the state file is unreadable, or a namespace/bridge could not be deleted.
+    """
+    require_root()
+    state_dir = Path(os.path.abspath(state_dir))
+    raw = read_state(state_dir)
+    if raw is None:
+        return []
+    removed: list[str] = []
+    members = raw.get("nodes", [])
+    netns = [n["netns"] for n in members if os.path.exists(f"/run/netns/{n['netns']}")]
+    seeds = [n.get("sshd_pid", 0) for n in members] + [n.get("holder_pid", 0) for n in members]
+    seeds += [procs.read_pid(Path(n["state_dir"]) / f) for n in members for f in ("sshd.pid", "holder.pid")]
+    victims = procs.sandbox_pids([p for p in seeds if p], netns)
+    if victims:
+        procs.terminate(victims)
+        removed.append(f"stopped {len(victims)} processes (pids {' '.join(map(str, victims))})")
+    if netns:
+        procs.run(["ip", "-batch", "-"], "delete network namespaces", stdin="".join(f"netns del {ns}\n" for ns in netns))
+        removed.append(f"deleted network namespaces {' '.join(netns)}")
+    bridge = raw.get("bridge", "")
+    if bridge and subprocess.run(["ip", "link", "show", bridge], capture_output=True, env=procs.ENV).returncode == 0:
+        procs.run(["ip", "link", "del", bridge], "delete bridge")
+        removed.append(f"deleted bridge {bridge}")
+    shutil.rmtree(state_dir)
+    removed.append(f"removed {state_dir}")
+    return removed
+
+
+def status(state_dir: Path = DEFAULT_STATE_DIR) -> dict[str, Any]:
+    """What is up in ``state_dir``: ``{"state_dir", "status", "up", "bridge", "subnet", "inventory", "nodes"}``.
+
+    ``status`` is ``down`` (nothing there), ``starting``, ``failed`` or ``up``; ``up`` is True only when
+    every node's sshd pid is alive and its port greets. Each node entry has ``name``, ``ip``, ``netns``,
+    ``sshd_pid``, ``sshd_alive`` and ``port_answers``.
+    """
+    raw = read_state(Path(state_dir))
+    if raw is None:
+        return {"state_dir": str(state_dir), "status": "down", "up": False, "nodes": []}
+    c = SandboxCluster.from_state(state_dir)
+
+    def check(n: SandboxNode) -> dict[str, Any]:
+        return {"name": n.name, "ip": n.ip, "netns": n.netns, "sshd_pid": n.sshd_pid,
+                "sshd_alive": procs.alive_in_netns(n.sshd_pid, n.netns), "port_answers": build.port_answers(n.ip)}
+
+    checked = procs.parallel(check, c.nodes, workers=16)
+    healthy = raw.get("status") == "up" and all(n["sshd_alive"] and n["port_answers"] for n in checked)
+    return {"state_dir": str(c.state_dir), "status": raw.get("status", "unknown"), "up": healthy, "bridge": c.bridge,
+            "subnet": c.subnet, "inventory": str(c.inventory_path), "nodes": checked}

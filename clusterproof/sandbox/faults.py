@@ -1,0 +1,135 @@
+"""Faults on demand for a running sandbox: a slow link, a broken GID table, a stopped sshd.
+
+Each fault has its undo, returns one line saying what it did, and is safe to repeat. Every function
+takes the node as a name (``"node03"``) or a SandboxNode and raises SandboxError for an unknown node
+or a failed command.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from clusterproof.errors import SandboxError
+from clusterproof.sandbox import procs
+from clusterproof.sandbox.cluster import SandboxCluster, SandboxNode, require_root, write_state
+from clusterproof.sandbox.gids import write_gid_table
+from clusterproof.sandbox.nodes import SSHD, port_answers, wait_for_pid_file, wait_for_sshd
+from clusterproof.sandbox.procs import run
+
+_RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit)$", re.IGNORECASE)
+_RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
+_DELAY_RE = re.compile(r"^\d+(?:\.\d+)?(us|ms|s)$")
+
+
+def _node(cluster: SandboxCluster, node: str | SandboxNode) -> SandboxNode:
+    return cluster.node(node if isinstance(node, str) else node.name)
+
+
+def _tc_both_sides(n: SandboxNode, args: list[str], step: str) -> None:
+    # Egress of the host-side veth is traffic TO the node; egress of the node's eth0 is traffic FROM it.
+    run(["tc", "qdisc", *args[:1], "dev", n.veth, *args[1:]], step)
+    run(["tc", "-n", n.netns, "qdisc", *args[:1], "dev", "eth0", *args[1:]], step)
+
+
+def slow_link(cluster: SandboxCluster, node: str | SandboxNode, rate: str = "20mbit", delay: str = "5ms") -> str:
+    """Throttle one node's link in both directions to ``rate`` and add ``delay`` (tc on its veth pair).
+
+    Uses netem (rate + delay) when the kernel has it, else tbf (rate only: the returned line then says
+    that the delay was not applied). Returns a line saying what was applied.
+
+    Raises:
+        SandboxError: bad rate/delay syntax, unknown node, or tc failed.
+    """
+    require_root()
+    n = _node(cluster, node)
+    m = _RATE_RE.match(rate)
+    if not m:
+        raise SandboxError(f"slow_link: rate must look like 20mbit (units bit, kbit, mbit, gbit), got {rate!r}")
+    if not _DELAY_RE.match(delay):
+        raise SandboxError(f"slow_link: delay must look like 5ms (units us, ms, s), got {delay!r}")
+    try:
+        _tc_both_sides(n, ["replace", "root", "netem", "delay", delay, "rate", rate], f"slow {n.name} (netem)")
+        return f"{n.name}: link limited to {rate} with {delay} delay each way (netem on {n.veth} and {n.name}:eth0)"
+    except SandboxError as e:
+        if "qdisc kind is unknown" not in str(e):
+            raise
+    # Token bucket: a burst of ~4 ms of traffic (at least two frames) keeps the rate smooth without
+    # letting whole small messages through at full speed.
+    burst = max(3028, int(float(m.group(1)) * _RATE_UNITS[m.group(2).lower()] / 8 * 0.004))
+    _tc_both_sides(n, ["replace", "root", "tbf", "rate", rate, "burst", str(burst), "latency", "100ms"], f"slow {n.name} (tbf)")
+    return (f"{n.name}: link limited to {rate} each way (tbf on {n.veth} and {n.name}:eth0); "
+            f"delay {delay} not applied: this kernel has no netem qdisc")
+
+
+def clear_slow_link(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Remove what ``slow_link`` put on the node's link (nothing to remove is fine). Returns a line."""
+    require_root()
+    n = _node(cluster, node)
+    for argv in (["tc", "qdisc", "del", "dev", n.veth, "root"], ["tc", "-n", n.netns, "qdisc", "del", "dev", "eth0", "root"]):
+        try:
+            run(argv, f"clear slow link on {n.name}")
+        except SandboxError as e:  # deleting the default qdisc: there was nothing to clear
+            if "handle of zero" not in str(e) and "No such file" not in str(e):
+                raise
+    return f"{n.name}: link back to full speed"
+
+
+def break_gid_table(cluster: SandboxCluster, node: str | SandboxNode, mode: str) -> str:
+    """Rewrite the node's GID table while it runs: ``no_rocev2`` (no RoCE v2 entry at all) or
+    ``other_index`` (the RoCE v2 IPv4 GID at index 3 instead of 5). Returns a line.
+
+    Raises:
+        SandboxError: unknown mode or node.
+    """
+    n = _node(cluster, node)
+    if mode not in ("no_rocev2", "other_index"):
+        raise SandboxError(f"break_gid_table: mode must be 'no_rocev2' or 'other_index', got {mode!r}")
+    write_gid_table(n.state_dir / "ib", n.ip, mode)
+    what = "has no RoCE v2 entry" if mode == "no_rocev2" else "has its RoCE v2 IPv4 GID at index 3"
+    return f"{n.name}: mlx5_0 port 1 GID table now {what}"
+
+
+def restore_gid_table(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Put the node's standard GID table back (RoCE v2 IPv4 at index 5). Returns a line."""
+    n = _node(cluster, node)
+    write_gid_table(n.state_dir / "ib", n.ip, "standard")
+    return f"{n.name}: GID table restored (RoCE v2 IPv4 at index 5)"
+
+
+def stop_sshd(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Stop the node's sshd listener by its recorded pid (open sessions stay, as with a real sshd stop).
+
+    Afterwards connections to the node's port 22 are refused. Returns a line.
+    """
+    require_root()
+    n = _node(cluster, node)
+    if not procs.alive_in_netns(n.sshd_pid, n.netns):
+        return f"{n.name}: sshd was not running"
+    procs.terminate([n.sshd_pid])
+    return f"{n.name}: sshd (pid {n.sshd_pid}) stopped"
+
+
+def start_sshd(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Start the node's sshd again inside the node's own namespaces and wait until it greets.
+
+    Updates the node's ``sshd_pid`` in ``cluster`` and in the state file. Returns a line.
+
+    Raises:
+        SandboxError: the node's namespaces are gone (bring the sandbox down and up), or sshd did not start.
+    """
+    require_root()
+    n = _node(cluster, node)
+    if procs.alive_in_netns(n.sshd_pid, n.netns) and port_answers(n.ip):
+        return f"{n.name}: sshd already running (pid {n.sshd_pid})"
+    if not procs.alive_in_netns(n.holder_pid, n.netns):
+        raise SandboxError(f"{n.name}: its namespaces are gone (holder pid {n.holder_pid} is dead): "
+                           "bring the sandbox down and up again")
+    pid_file = n.state_dir / "sshd.pid"
+    pid_file.unlink(missing_ok=True)
+    run(["nsenter", f"--target={n.holder_pid}", "--mount", "--uts", "--net",
+         SSHD, "-f", str(n.state_dir / "sshd_config"), "-E", str(n.state_dir / "sshd.log")], f"start sshd on {n.name}")
+    n.sshd_pid = wait_for_pid_file(n, deadline=time.monotonic() + 10)
+    wait_for_sshd([n])
+    write_state(cluster)
+    return f"{n.name}: sshd started (pid {n.sshd_pid})"
