@@ -94,15 +94,29 @@ def _stop_service(state_dir: Path) -> list[str]:
     return done
 
 
-def sandbox_up(nodes: int, state_dir: Path, with_storage: bool = True) -> Path:
-    """Start the sandbox cluster, RGW and the credentials service; return the inventory path."""
+def sandbox_up(
+    nodes: int,
+    state_dir: Path,
+    with_storage: bool = True,
+    *,
+    subnet: str = "192.168.77",
+    prefix: str = "cp_",
+    rgw_port: int = 7480,
+    mon_port: int = 16789,
+    service_port: int = SERVICE_PORT,
+) -> Path:
+    """Start the sandbox cluster, RGW and the credentials service; return the inventory path.
+
+    Everything started is stopped again when any step fails. Different subnet/prefix/ports/state_dir let two
+    sandboxes (say ``make demo`` and ``make test``) run side by side.
+    """
     from clusterproof.sandbox import cluster, rgw
 
     t0 = time.monotonic()
-    sbx = cluster.up(nodes=nodes, state_dir=state_dir)
+    sbx = cluster.up(nodes=nodes, state_dir=state_dir, subnet=subnet, prefix=prefix)
     try:
         if with_storage:
-            info = rgw.start(state_dir / "rgw")
+            info = rgw.start(state_dir / "rgw", port=rgw_port, mon_port=mon_port)
             token = secrets.token_urlsafe(24)
             secrets_file = state_dir / "secrets.env"
             admin = {
@@ -113,7 +127,7 @@ def sandbox_up(nodes: int, state_dir: Path, with_storage: bool = True) -> Path:
             fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.writelines(f"{k}={v}\n" for k, v in admin.items())
-            _, url = _start_service(state_dir, info.endpoint, admin, SERVICE_PORT)
+            _, url = _start_service(state_dir, info.endpoint, admin, service_port)
             doc = yaml.safe_load(sbx.inventory_path.read_text())
             doc["storage"] = rgw.storage_inventory_section(info, http_base_url=url)
             doc["storage"]["http_token_env"] = CREDENTIALS_TOKEN_ENV

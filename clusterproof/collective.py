@@ -221,12 +221,14 @@ class CollectiveRunner:
             if isinstance(res, Exception):
                 errors.append(f"{node}: could not fetch NCCL debug files: {res}")
                 continue
-            name, buf = None, []
+            name: str | None = None
+            buf: list[str] = []
             for line in res.stdout.splitlines():
                 if line.startswith("==> ") and line.endswith(" <=="):
                     if name:
                         files[name] = redact("\n".join(buf))
-                    name, buf = f"{node}/{line[4:-4]}", []
+                    name = f"{node}/{line[4:-4]}"
+                    buf = []
                 else:
                     buf.append(line)
             if name:

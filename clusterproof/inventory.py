@@ -205,7 +205,7 @@ class _Reader:
                 self.problem(f"{path}.{key}" if path else key, "missing")
         return value
 
-    def get(self, m: dict[str, Any], key: str, path: str, conv: Callable[[Any, str], T], default: T) -> T:
+    def get(self, m: dict[str, Any], key: str, path: str, conv: Callable[[Any, str], Any], default: T) -> T:
         if key not in m or m[key] is None:
             return default
         full = f"{path}.{key}" if path else key
@@ -406,7 +406,7 @@ def _read_nccl(r: _Reader, raw: Any) -> NcclTestsSettings:
             raise ValueError(f"expected a list of node counts (integers >= 1), got {v!r}")
         return tuple(v)
 
-    env = r.get(m, "env", p, _str_map, {})
+    env: dict[str, str] = r.get(m, "env", p, _str_map, {})
     launcher = r.get(m, "launcher", p, _choice("mpirun", "srun"), "mpirun")
     for k, val in env.items():
         if not _ENV_NAME_RE.match(k):

@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # only types: clusterproof.nccl_debug re-exports this module,
     from clusterproof.nccl_debug import RankEvidence, TransportReport
 
 STANDIN_SKIP_REASON = "CPU stand-in: no NCCL, transport not provable"
-_IBEXT = ("IBext",)
-_NET_DEV = re.compile(r"via NET/.+?/(\d+)")  # the HPC-X verbs plugin reports IBext or IBext_vN: still the IB transport
+_IB_PLUGIN = re.compile(r"IBext(?:_v\d+)?$")  # the HPC-X verbs plugin (IBext, IBext_v8...): still the IB transport
+_NET_DEV = re.compile(r"via NET/.+?/(\d+)")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def check_gdr(report: TransportReport) -> list[Finding]:
             msg = f"{_who(row)}: NCCL reports GDR 0 for its rings"
         if disabled:
             msg += f" ({_quote_body(disabled[0])})"
-        findings.append(_finding(row, msg, [*plain[:1], *disabled[:1], *([ev.ring_summary_line] if not plain and ev.ring_summary_line else [])]))
+        quoted = plain[:1] or [ev.ring_summary_line or ""]  # no plain channel line: NCCL's "GDR 0" summary
+        findings.append(_finding(row, msg, [*quoted, *disabled[:1]]))
     if not findings and int(report.ranks["cross_node_channels"].sum()) == 0 and report.ranks["gdr_all"].isna().all():
         findings.append(
             Finding(None, "", "no cross-node channel line on any rank: GPUDirect RDMA not provable "
@@ -247,11 +248,7 @@ def _nothing_proven() -> Finding:
 
 
 def _network_matches(net: str, expected: str) -> bool:
-    if net == expected:
-        return True
-    if expected in ("IB", *_IBEXT):
-        return net.startswith("IBext") and (net == "IBext" or net.removeprefix("IBext_v").isdigit())
-    return False
+    return net == expected or (expected in ("IB", "IBext") and _IB_PLUGIN.match(net) is not None)
 
 
 def _device_kinds(devices: str) -> str:

@@ -11,7 +11,7 @@ Every table has fixed columns so that reports, baselines and history can rely on
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -116,7 +116,7 @@ class ResultsCollector:
         return to_frame(table, rows)
 
 
-def to_frame(table: str, rows: list[Mapping[str, Any]]) -> pd.DataFrame:
+def to_frame(table: str, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows to a DataFrame with ``table``'s fixed columns first, in order, and missing ones as NA."""
     cols = list(_COLUMNS[table])
     df = pd.DataFrame(list(rows))
@@ -127,5 +127,5 @@ def to_frame(table: str, rows: list[Mapping[str, Any]]) -> pd.DataFrame:
     df = df[cols + extra]
     for c in ("wrong", "gid_index", "n_nodes", "n_ranks", "size_bytes"):
         if c in df.columns:
-            df[c] = pd.array(pd.to_numeric(df[c], errors="coerce"), dtype="Int64")
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
     return df

@@ -75,14 +75,14 @@ def sanity(
         for placement in ("out-of-place", "in-place"):
             if (size, placement) not in have:
                 add(f"{tag} {human_size(size)} {placement}: row missing from the output", size, placement)
-    for row in results.itertuples(index=False):
-        wrong = row.wrong
-        label = _label(collective, n_nodes, int(row.size_bytes), str(row.placement))
+    for size_v, placement_v, wrong in zip(results["size_bytes"], results["placement"], results["wrong"], strict=True):
+        size, placement = int(size_v), str(placement_v)
+        label = _label(collective, n_nodes, size, placement)
         if pd.isna(wrong):
             if require_validation:
-                add(f"{label}: #wrong not reported (validation off?); data integrity unproven", int(row.size_bytes), str(row.placement))
+                add(f"{label}: #wrong not reported (validation off?); data integrity unproven", size, placement)
         elif int(wrong) != 0:
-            add(f"{label}: #wrong = {int(wrong)} (corrupted results)", int(row.size_bytes), str(row.placement))
+            add(f"{label}: #wrong = {int(wrong)} (corrupted results)", size, placement)
     return v
 
 

@@ -1,0 +1,497 @@
+"""nccl-tests text logs (what an ``*_perf`` binary printed, any format era) into an ``NcclRun``.
+
+``parse(text)`` and ``parse_file(path)`` (re-exported by ``clusterproof.nccl``) read output that came through
+``mpirun --tag-output``, ``srun -l`` or neither, with NCCL's INFO/WARN lines mixed in, possibly cut off mid-run.
+Rows are split on whitespace and columns mapped by the names in the table's column header, never by position
+or width: spacing changed in 2.17.3, ``error`` became ``#wrong`` and ``root`` appeared in 2.13.0, old
+broadcast tables have ``root`` but no ``redop``, ``-I`` adds per-iteration columns and ``-S`` a trailing
+timestamp (shared notes, network-anchors.md §1).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from clusterproof.errors import ParseError
+from clusterproof.nccl_model import (
+    KNOWN_BINARY,
+    PLACEMENTS,
+    RESULT_COLUMNS,
+    NcclRun,
+    collective_name,
+    decode_nccl_version_code,
+    devices_frame,
+    results_frame,
+)
+from clusterproof.redact import redact
+
+# Open MPI --tag-output ("[1,0]<stdout>:", optionally after a ctime() from --timestamp-output, or with
+# PRRTE's "[host:pid]"). Open MPI re-tags at read-chunk boundaries, so a tag can sit inside a line: tags are
+# removed wherever they are, and nothing else, so the two halves of a row join up again.
+_MPI_TAG = re.compile(
+    r"(?:[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})?"
+    r"\[\d+(?:,\d+)?\](?:\[[^\]\s]*\])?<std(?:out|err|diag)>:"
+)
+# srun -l ("0: ", "12: ") and the bare "[N] " some launchers use, at the start of a line only.
+_LEAD_PREFIX = re.compile(r"^(?:\s*\d+: |\[\d+\] )")
+# Where an NCCL log line starts: optional "[YYYY-MM-DD hh:mm:ss] " (WARN lines since NCCL 2.26), then
+# host:pid:tid.
+_NCCL_START = re.compile(r"(?:\[\d{4}-\d\d-\d\d [^\]]*\] )?[^\s:\[\]]+:\d+:\d+ ")
+_NCCL_MARK = re.compile(r"\bNCCL (?:INFO|WARN|TRACE|CALL)\b")
+_NCCL_VERSION = re.compile(r"NCCL version (\d+\.\d+\.\d+)")
+_TESTS_VERSION = re.compile(
+    r"^#\s*nccl-tests version (\S+)(?:\s+\((\w+)\))?(?:\s+nccl-headers=(\d+))?(?:\s+nccl-library=(\d+))?"
+)
+_COLLECTIVE_LINE = re.compile(r"^#\s*Collective test (starting|concluded):\s*(\S+)")
+_RANK_LINE = re.compile(
+    r"^#\s*Rank\s+(\d+)\s+(?:Group\s+(\d+)\s+)?Pid\s+(\d+)\s+on\s+(\S+)\s+device\s+(\d+)\s+\[([^\]]*)\]\s*(.*?)\s*$"
+)
+_HEADER_PAIR = re.compile(r"([A-Za-z][A-Za-z ]*?):?\s+(-?\d+)(?:\((\w+)\))?")
+_OUT_OF_BOUNDS = re.compile(r"^#\s*Out of bounds values\s*:\s*(\d+)\s*(OK|FAILED)?")
+_AVG_BUSBW = re.compile(r"^#\s*Avg bus bandwidth\s*:\s*(\S+)\s*(OK|FAILED)?")
+_REDUCING = re.compile(r"^#\s*Reducing maxBytes to (\d+)")
+_STANDIN = "# clusterproof CPU stand-in"
+_FAILURE_LINE = re.compile(
+    r"Test NCCL failure|Test CUDA failure|Test failure|Test timeout|NCCL WARN|Bitwise mismatch|^# error:"
+    r"|mpirun noticed|mpirun detected|mpirun has exited|Primary job\s+terminated|MPI_ABORT was invoked"
+    r"|srun: error:|slurmstepd: error:|srun: Job step aborted|\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED"
+)
+
+# Optional header lines (-z, -I, -p) -> the header flag they set, named as NcclRun.header names them.
+_FLAG_LINES = {"Blocking": "blocking", "Per-Iteration": "per-iteration", "Parallel": "parallel init"}
+_TIME_NAMES = frozenset({"time", "cputime"})
+_WRONG_NAMES = frozenset({"#wrong", "error"})
+# The modern column header, used only when rows appear before any column header (a log that starts
+# mid-table).
+_DEFAULT_HEADER = "size count type redop root time algbw busbw #wrong time algbw busbw #wrong".split()
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Where each standard value sits in a whitespace-split row, read from the column header."""
+
+    size: int
+    count: int
+    dtype: int
+    redop: int | None
+    root: int | None
+    # Per placement (out-of-place first): (time, algbw, busbw, wrong or None, wrong-is-old-error-column).
+    placements: tuple[tuple[int, int, int, int | None, bool], ...]
+    needed: int  # tokens a row must have to hold every value above
+    full: int  # tokens a whole row has (the -S timestamp is two tokens)
+
+    @classmethod
+    def from_header(cls, names: list[str]) -> _Columns | None:
+        """Return the layout for header names like ``size count type redop root time ...``, or None when
+        the names lack size/count/type or a time/algbw/busbw group."""
+        if not {"size", "count", "type"} <= set(names):
+            return None
+        times = [i for i, n in enumerate(names) if n in _TIME_NAMES]
+        algbws = [i for i, n in enumerate(names) if n == "algbw"]
+        busbws = [i for i, n in enumerate(names) if n == "busbw"]
+        wrongs = [i for i, n in enumerate(names) if n in _WRONG_NAMES]
+        groups = []
+        for k in range(min(len(times), len(algbws), len(busbws), len(PLACEMENTS))):
+            wrong = wrongs[k] if k < len(wrongs) else None
+            old_error = wrong is not None and names[wrong] == "error"
+            groups.append((times[k], algbws[k], busbws[k], wrong, old_error))
+        if not groups:
+            return None
+        redop = names.index("redop") if "redop" in names else (names.index("op") if "op" in names else None)
+        root = names.index("root") if "root" in names else None
+        used = [names.index("size"), names.index("count"), names.index("type")]
+        used += [i for i in (redop, root) if i is not None]
+        used += [i for g in groups for i in g[:4] if i is not None]
+        full = len(names) + (1 if "timestamp" in names else 0)
+        return cls(
+            size=names.index("size"),
+            count=names.index("count"),
+            dtype=names.index("type"),
+            redop=redop,
+            root=root,
+            placements=tuple(groups),
+            needed=max(used) + 1,
+            full=full,
+        )
+
+    def read(self, tokens: list[str]) -> list[tuple[tuple[object, ...], str]] | None:
+        """Return one (results row, flagged error value or "") per placement, or None when a value does not
+        parse. The old ``error`` column holds a float delta, not a count: its rows get ``wrong`` NA."""
+        try:
+            size, count = int(tokens[self.size]), int(tokens[self.count])
+            redop = tokens[self.redop] if self.redop is not None else "none"
+            root = int(tokens[self.root]) if self.root is not None else -1
+            rows: list[tuple[tuple[object, ...], str]] = []
+            for placement, (t, a, b, w, old_error) in zip(PLACEMENTS, self.placements, strict=False):
+                wrong = None
+                if w is not None and tokens[w] != "N/A":
+                    if old_error:
+                        float(tokens[w].rstrip("*"))  # a max delta like 2e-07: must parse, but is no count
+                    else:
+                        wrong = int(float(tokens[w]))  # %6g prints 1e+06 for a million wrong elements
+                flagged = tokens[w] if w is not None and old_error and tokens[w].endswith("*") else ""
+                values = (size, count, tokens[self.dtype], redop, root, placement)
+                rows.append((values + (float(tokens[t]), float(tokens[a]), float(tokens[b]), wrong), flagged))
+        except (ValueError, IndexError):
+            return None
+        return rows
+
+
+class _LogReader:
+    """Reads a text log line by line; ``finish()`` returns the NcclRun."""
+
+    def __init__(self, binary: str | None) -> None:
+        self.binary = binary
+        self.columns: _Columns | None = None
+        self.cols: dict[str, list[object]] = {name: [] for name in RESULT_COLUMNS}
+        self.devices: dict[int, tuple[int, int | None, int, str, int, str, str]] = {}
+        self.errors: list[str] = []
+        self.header: dict[str, int | str] = {}
+        self.version: str | None = None
+        self.nccl_version: str | None = None
+        self.library_code: int | None = None
+        self.collective_logged: str | None = None  # from "# Collective test starting"
+        self.collective_echoed: str | None = None  # from a command line echoed before the table
+        self.avg_busbw: float | None = None
+        self.out_of_bounds: int | None = None
+        self.footer_done = False  # the last table so far reached "# Avg bus bandwidth"
+        self.standin = False
+        self.recognised = False  # saw anything that only nccl-tests prints
+        self.pending: tuple[int, str] | None = None  # (line number, text) of a row cut by another line
+        self.lineno = 0  # the line being read
+        self.last_row_end = -1  # the line the last accepted row ended on
+        self.last_row_tokens = 0
+        self._hosts_re: tuple[int, re.Pattern[str] | None] | None = None  # (device count, known-host regex)
+
+    # -- lines ------------------------------------------------------------------------------------
+
+    def feed(self, lineno: int, raw: str) -> None:
+        """Read one line (without its line end)."""
+        self.lineno = lineno
+        line = raw
+        if "<std" in line:
+            line = _MPI_TAG.sub("", line)
+        prefix = _LEAD_PREFIX.match(line)
+        if prefix:
+            line = line[prefix.end() :]
+        body = line.strip()
+        if not body:
+            return  # NCCL prints an empty line before every WARN: not a record separator
+        if body[0] == "#":
+            self._comment(lineno, body)
+        elif body[0].isdigit() and not _NCCL_MARK.search(body):
+            self._row_line(lineno, line)
+        else:
+            self._other(lineno, line, body)
+
+    def _comment(self, lineno: int, body: str) -> None:
+        self._flush_pending("a '#' line follows it")
+        tokens = body[1:].split()
+        first = tokens[0] if tokens else ""
+        if first == "Rank":
+            self._rank(lineno, body)
+        elif first == "size" and "count" in tokens:
+            self._column_header(lineno, tokens)
+        elif first == "nThread":
+            self.recognised = True
+            for name, value, kind in _HEADER_PAIR.findall(body[1:]):
+                self.header[name.strip()] = int(value)
+                if kind:
+                    self.header[f"{name.strip()} type"] = kind
+        elif first == "Out":
+            m = _OUT_OF_BOUNDS.match(body)
+            if m:
+                self.recognised = True
+                self.out_of_bounds = int(m.group(1))
+                if m.group(2) == "FAILED":
+                    self.errors.append(f"line {lineno}: {body}")
+        elif first == "Avg":
+            m = _AVG_BUSBW.match(body)
+            if m:
+                self._avg_busbw(lineno, body, m)
+        elif first == "nccl-tests":
+            self._tests_version(body)
+        elif first == "Collective":
+            m = _COLLECTIVE_LINE.match(body)
+            if m:
+                self.recognised = True
+                name = collective_name(m.group(2))
+                if self.collective_logged is None:
+                    self.collective_logged = name
+                elif name != self.collective_logged:
+                    self.errors.append(
+                        f"line {lineno}: a second collective ({name}) in a log of {self.collective_logged}; "
+                        "results hold the rows of both"
+                    )
+        elif body.startswith(_STANDIN):
+            self.standin = True
+        elif first == "Reducing":
+            m = _REDUCING.match(body)
+            if m:
+                self.header["reduced maxBytes"] = int(m.group(1))
+        elif first in _FLAG_LINES:
+            self.header[_FLAG_LINES[first]] = 1  # "# Blocking Enabled: ...", "# Per-Iteration Report: ..."
+        elif _FAILURE_LINE.search(body):
+            self.errors.append(f"line {lineno}: {body}")  # "# error: <ncclGetLastError>"
+
+    def _rank(self, lineno: int, body: str) -> None:
+        m = _RANK_LINE.match(body)
+        if not m:
+            return
+        self.recognised = True
+        rank, group, pid, host, device, bus_id, gpu = m.groups()
+        group_id = int(group) if group is not None else None  # no "Group" before nccl-tests 2.13.4
+        entry = (int(rank), group_id, int(pid), host, int(device), bus_id, gpu)
+        known = self.devices.get(entry[0])
+        if known is None:
+            self.devices[entry[0]] = entry
+        elif known != entry:
+            self.errors.append(f"line {lineno}: rank {rank} listed again with a different device: {body}")
+
+    def _column_header(self, lineno: int, tokens: list[str]) -> None:
+        columns = _Columns.from_header(tokens)
+        if columns is None:
+            self.errors.append(
+                f"line {lineno}: column header without time/algbw/busbw columns: {' '.join(tokens)}"
+            )
+            return
+        self.recognised = True
+        self.columns = columns
+        self.footer_done = False
+        if "cputime" in tokens:
+            self.header["cputime"] = 1
+        if "timestamp" in tokens:
+            self.header["timestamps"] = 1
+
+    def _avg_busbw(self, lineno: int, body: str, m: re.Match[str]) -> None:
+        self.recognised = True
+        try:
+            self.avg_busbw = float(m.group(1))
+        except ValueError:
+            self.errors.append(f"line {lineno}: unreadable average bus bandwidth: {body}")
+            return
+        self.footer_done = True
+        if m.group(2) == "FAILED":
+            self.errors.append(f"line {lineno}: {body} (below 0.9 x NCCL_TESTS_MIN_BW)")
+
+    def _tests_version(self, body: str) -> None:
+        m = _TESTS_VERSION.match(body)
+        if not m:
+            return
+        self.recognised = True
+        self.version = m.group(1)
+        if m.group(2):
+            self.header["git"] = m.group(2)
+        if m.group(3):
+            self.header["nccl-headers"] = int(m.group(3))
+        if m.group(4):
+            self.library_code = int(m.group(4))
+            self.header["nccl-library"] = self.library_code
+
+    def _other(self, lineno: int, line: str, body: str) -> None:
+        """A line that is neither a comment nor a plain row: NCCL log lines, launcher messages, command
+        echoes, the continuation of a row that an NCCL line cut in two, or noise."""
+        mark = _NCCL_MARK.search(body)
+        if mark:
+            start = self._nccl_start(line)
+            fragment = line[:start]
+            if fragment.strip():
+                # An NCCL line was written into the middle of a row (same stdout buffer): keep the row's
+                # first part and wait for the rest on a later line.
+                self._row_line(lineno, fragment)
+                body = line[start:].strip()
+        if self.pending is not None and not mark:
+            if self._try_continuation(lineno, line):
+                return
+            self._flush_pending("the next line does not continue it")
+        version = _NCCL_VERSION.search(body)
+        if version and self.nccl_version is None:
+            self.nccl_version = version.group(1)
+        if _FAILURE_LINE.search(body):
+            self.errors.append(f"line {lineno}: {body}")
+        elif not mark and self.columns is None and self.collective_echoed is None:
+            echoed = KNOWN_BINARY.search(body)
+            if echoed:
+                self.collective_echoed = echoed.group(1)
+
+    def _nccl_start(self, line: str) -> int:
+        """Return where the NCCL log line in ``line`` starts: 0, unless nccl-tests had printed the first part
+        of a row into the same stdout buffer just before NCCL wrote its line."""
+        stripped = line.lstrip()
+        if not stripped[:1].isdigit() or _NCCL_START.match(stripped):
+            return 0
+        if self._hosts_re is None or self._hosts_re[0] != len(self.devices):
+            # Known host names first: in "...  -1node-a:12:13 [0] NCCL INFO" the row ends at "-1".
+            hosts = sorted({re.escape(d[3]) for d in self.devices.values()}, key=len, reverse=True)
+            pattern = re.compile(r"(?:\[\d{4}-\d\d-\d\d [^\]]*\] )?(?:" + "|".join(hosts) + r"):\d+:\d+ ")
+            self._hosts_re = (len(self.devices), pattern if hosts else None)
+        m = self._hosts_re[1].search(line) if self._hosts_re[1] else None
+        m = m or _NCCL_START.search(line)
+        return m.start() if m else 0
+
+    # -- rows -------------------------------------------------------------------------------------
+
+    def _row_line(self, lineno: int, text: str) -> None:
+        if self.pending is not None:
+            if self._try_continuation(lineno, text):
+                return
+            self._flush_pending("a new row starts after it")
+        if self.columns is None:
+            tokens = text.split()
+            # A log that starts mid-table: only the modern layout can be recognised without a header.
+            if len(tokens) in (13, 15) and tokens[1].isdigit():
+                self.columns = _Columns.from_header(_DEFAULT_HEADER)
+            else:
+                return
+        assert self.columns is not None
+        if len(text.split()) < self.columns.needed:
+            self.pending = (lineno, text)
+            return
+        self._add_row(lineno, text)
+
+    def _try_continuation(self, lineno: int, text: str) -> bool:
+        """Join ``text`` to the pending row fragment when together they make exactly one readable row."""
+        assert self.pending is not None and self.columns is not None
+        first_line, fragment = self.pending
+        joined = fragment + text  # the halves were one printf stream: join as text ("3" + "7.31" = "37.31")
+        tokens = joined.split()
+        if not self.columns.needed <= len(tokens) <= self.columns.full or self.columns.read(tokens) is None:
+            return False
+        self.pending = None
+        self._add_row(first_line, joined)
+        return True
+
+    def _flush_pending(self, why: str) -> None:
+        if self.pending is not None:
+            lineno, fragment = self.pending
+            self.pending = None
+            self.errors.append(f"line {lineno}: partial row dropped ({why}): {fragment.strip()!r}")
+
+    def _add_row(self, lineno: int, text: str) -> None:
+        assert self.columns is not None
+        tokens = text.split()
+        rows = self.columns.read(tokens)
+        if rows is None:
+            self.errors.append(f"line {lineno}: unreadable row dropped: {text.strip()!r}")
+            return
+        self.recognised = True
+        self.footer_done = False
+        self.last_row_end, self.last_row_tokens = self.lineno, len(tokens)
+        for row, flagged in rows:
+            if flagged:
+                self.errors.append(
+                    f"line {lineno}: {row[5]} error {flagged} at {row[0]} B exceeds the tolerance "
+                    "(nccl-tests marks it with '*')"
+                )
+            for name, value in zip(RESULT_COLUMNS, row, strict=True):
+                self.cols[name].append(value)
+
+    # -- end --------------------------------------------------------------------------------------
+
+    def finish(self, last_lineno: int, ends_with_newline: bool) -> NcclRun:
+        if self.pending is not None:
+            self._flush_pending("the log ends mid-row")
+        elif (
+            not ends_with_newline
+            and self.columns is not None
+            and self.last_row_end == last_lineno
+            and self.last_row_tokens <= self.columns.needed
+        ):
+            # Without a line end the last row may be cut inside its last number ("12" -> "1"): drop it
+            # unless something printed after the needed values (the -S timestamp) proves it whole.
+            self._drop_last_row(last_lineno)
+        devices = devices_frame(list(self.devices.values()))
+        hosts = list(dict.fromkeys(devices["host"]))
+        nccl_version = self.nccl_version
+        if nccl_version is None and self.library_code:
+            nccl_version = decode_nccl_version_code(self.library_code)
+        collective = self.collective_logged
+        if collective is None and self.binary:
+            collective = collective_name(self.binary)
+        if collective is None:
+            collective = self.collective_echoed
+        complete = self.footer_done
+        if not complete:
+            self.errors.append("log ends before the '# Avg bus bandwidth' footer: the run did not finish")
+        # Row fragments are reported when the next line proves them cut, after the lines between: sort by
+        # line number so the messages read in log order (messages without a line number go last).
+        self.errors.sort(key=_line_of)
+        return NcclRun(
+            results=results_frame(self.cols),
+            collective=collective,
+            version=self.version,
+            nccl_version=nccl_version,
+            nranks=len(self.devices),
+            hosts=hosts,
+            devices=devices,
+            avg_busbw_gbs=self.avg_busbw,
+            out_of_bounds=self.out_of_bounds,
+            errors=self.errors,
+            complete=complete,
+            header=self.header,
+            standin=self.standin,
+        )
+
+    def _drop_last_row(self, lineno: int) -> None:
+        n = len(self.columns.placements) if self.columns else 0
+        for values in self.cols.values():
+            del values[-n:]
+        self.errors.append(f"line {lineno}: last row dropped: the log ends without a line end, it may be cut")
+
+
+def _line_of(message: str) -> float:
+    m = re.match(r"line (\d+):", message)
+    return int(m.group(1)) if m else float("inf")
+
+
+def parse(text: str, binary: str | None = None) -> NcclRun:
+    """Read nccl-tests text output (any format era, any launcher prefix) into an NcclRun.
+
+    Args:
+        text: everything the run printed (stdout, optionally with stderr mixed in).
+        binary: the binary that ran (``"all_reduce_perf"`` or a path); names the collective when the log
+            does not (logs older than 2.16.7 have no "# Collective test starting" line).
+
+    Returns:
+        The run. Rows that are cut or garbled are left out and named, with their line number, in
+        ``errors``; a log that stops before its footer has ``complete=False``.
+
+    Raises:
+        ParseError: the text holds nothing recognisable as nccl-tests output at all.
+    """
+    reader = _LogReader(binary)
+    # Split on "\n" only, so line numbers match what `grep -n` and editors show for the same log.
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    for lineno, raw in enumerate(lines, start=1):
+        reader.feed(lineno, raw.rstrip("\r"))
+    if not reader.recognised:
+        first = next((ln.strip() for ln in lines if ln.strip()), "")
+        excerpt = redact(first[:80])
+        raise ParseError(
+            f"line 1: not nccl-tests output ({len(lines)} lines, no '# nThread' header, device list, "
+            f"column header, result row or footer); first line: {excerpt!r}"
+        )
+    ends_with_newline = text.endswith("\n")
+    return reader.finish(len(lines), ends_with_newline)
+
+
+def parse_file(path: str | Path, binary: str | None = None) -> NcclRun:
+    """Read an nccl-tests text log from ``path`` (see ``parse``).
+
+    Raises:
+        ParseError: the file cannot be read, or holds nothing recognisable as nccl-tests output; the
+            message names the file.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise ParseError(f"{p}: cannot read nccl-tests log: {e.strerror}") from None
+    try:
+        return parse(text, binary=binary)
+    except ParseError as e:
+        raise ParseError(f"{p}: {e}") from None

@@ -1,0 +1,168 @@
+"""End to end: the acceptance suites, unchanged, against a real sandbox cluster and a real Ceph RGW.
+
+A healthy sandbox passes every suite and leaves a report. Then faults are injected one at a time; each must be
+caught with a message that names the node: a broken GID table, a dead sshd, a slowed link (named by the
+slow-node search and flagged against the healthy run as baseline), corrupted results, and a run that times out
+(whose processes must be gone from every node afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from clusterproof.cli import sandbox_down, sandbox_up
+from clusterproof.sandbox import cluster, faults
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE_DIR = Path("/tmp/cp-e2e-sandbox")
+
+pytestmark = [
+    pytest.mark.needs_root,
+    pytest.mark.needs_sandbox,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (network namespaces, one sshd per node)"),
+]
+
+
+@dataclass
+class Sandbox:
+    inventory: Path
+    cluster: cluster.SandboxCluster
+    reports: Path
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """Yields: a 4-node sandbox with RGW and the credentials service, on its own subnet, prefix and ports.
+
+    Scope: module. Cleans up: everything it started (sandbox_down), also when a test fails.
+    """
+    if cluster.read_state(STATE_DIR) is not None:
+        sandbox_down(STATE_DIR)  # a previous run that was killed: ours to remove (our own state dir)
+    inv = sandbox_up(4, STATE_DIR, subnet="192.168.86", prefix="cpe_", rgw_port=7486, mon_port=16786, service_port=7487)
+    try:
+        yield Sandbox(inv, cluster.SandboxCluster.from_state(STATE_DIR), tmp_path_factory.mktemp("reports"))
+    finally:
+        sandbox_down(STATE_DIR)
+
+
+def run_suites(sbx: Sandbox, *args: str, inventory: Path | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "pytest", "--cluster", str(inventory or sbx.inventory), "--reports-dir", str(sbx.reports),
+           "-p", "no:cacheprovider", "-q", "-rfEs", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def newest_run(sbx: Sandbox) -> Path:
+    return (sbx.reports / "latest").resolve()
+
+
+def test_healthy_sandbox_passes_every_suite_and_leaves_a_report(sandbox: Sandbox) -> None:
+    res = run_suites(sandbox, "suites", "-n", "2")
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
+    out = res.stdout
+    assert "CPU stand-in: no NCCL, transport not provable" in out  # skipped with the reason, never faked
+    run = newest_run(sandbox)
+    for name in ("index.html", "summary.md", "results.parquet", "results.csv", "storage.csv", "nodes.csv", "junit.xml", "metadata.json"):
+        assert (run / name).exists(), f"{name} missing from {run}"
+    df = pd.read_parquet(run / "results.parquet")
+    assert set(df["collective"]) == {"all_reduce", "all_gather", "reduce_scatter", "alltoall", "sendrecv", "broadcast"}
+    assert df["standin"].all() and (df["wrong"] == 0).all()
+    assert set(df["n_nodes"]) == {2, 4} and df["gid_index"].eq(5).all()
+    assert sorted(pd.read_csv(run / "nodes.csv")["node"]) == ["node01", "node02", "node03", "node04"]
+    assert len(pd.read_csv(run / "storage.csv")) > 0
+    assert "stand-in" in (run / "summary.md").read_text().lower()
+    (sandbox.reports / "healthy").symlink_to(run)
+
+
+def test_broken_gid_table_names_the_node(sandbox: Sandbox) -> None:
+    faults.break_gid_table(sandbox.cluster, "node02", mode="other_index")
+    try:
+        res = run_suites(sandbox, "suites/network/test_gids.py")
+    finally:
+        faults.restore_gid_table(sandbox.cluster, "node02")
+    assert res.returncode == 1, res.stdout[-4000:]
+    failed = [line for line in res.stdout.splitlines() if line.startswith("FAILED")]
+    assert any("test_rdma_gid_index_consistent" in line and "node02" in line for line in failed), res.stdout[-4000:]
+    assert "node02" in res.stdout and "index 3" in res.stdout, res.stdout[-4000:]
+
+    faults.break_gid_table(sandbox.cluster, "node03", mode="no_rocev2")
+    try:
+        res = run_suites(sandbox, "suites/network/test_gids.py", "-k", "present")
+    finally:
+        faults.restore_gid_table(sandbox.cluster, "node03")
+    assert res.returncode == 1
+    assert "FAILED suites/network/test_gids.py::test_rdma_rocev2_ipv4_gid_present[node03]" in res.stdout, res.stdout[-4000:]
+    assert "no RoCE v2" in res.stdout
+
+
+def test_dead_node_is_named(sandbox: Sandbox) -> None:
+    faults.stop_sshd(sandbox.cluster, "node04")
+    try:
+        res = run_suites(sandbox, "suites/nodes", "-k", "reachable")
+    finally:
+        faults.start_sshd(sandbox.cluster, "node04")
+    assert res.returncode == 1
+    assert "FAILED suites/nodes/test_nodes.py::test_node_reachable_over_ssh[node04]" in res.stdout, res.stdout[-4000:]
+    assert "node04: unreachable: connection refused" in res.stdout
+    assert "3 passed" in res.stdout
+
+
+def test_slow_node_is_named_and_regresses_against_baseline(sandbox: Sandbox) -> None:
+    baseline = (sandbox.reports / "healthy").resolve()
+    assert baseline.exists(), "needs the healthy run first"
+    faults.slow_link(sandbox.cluster, "node03")
+    try:
+        res = run_suites(sandbox, "suites/network/test_collectives.py", "-k", "all_reduce and 4nodes", "--baseline", str(baseline))
+    finally:
+        faults.clear_slow_link(sandbox.cluster, "node03")
+    assert res.returncode == 1, res.stdout[-4000:]
+    assert "slow node(s): node03" in res.stdout, res.stdout[-6000:]
+    assert "busbw" in res.stdout and "< threshold" in res.stdout
+    assert "REGRESSION against baseline" in res.stdout
+    run = newest_run(sandbox)
+    df = pd.read_parquet(run / "results.parquet")
+    pairs = df[df["n_nodes"] == 2]
+    slow_pairs = set(pairs[pairs["verdict"] == "fail"]["node_set"])
+    assert slow_pairs and all("node03" in p for p in slow_pairs)
+
+
+def _variant(sbx: Sandbox, tmp_path: Path, **nccl_tests: object) -> Path:
+    doc = yaml.safe_load(sbx.inventory.read_text())
+    doc["nccl_tests"].update(nccl_tests)
+    out = tmp_path / "inventory.yaml"
+    out.write_text(yaml.safe_dump(doc))
+    return out
+
+
+def test_corrupted_results_fail_sanity(sandbox: Sandbox, tmp_path: Path) -> None:
+    doc = yaml.safe_load(sandbox.inventory.read_text())
+    env = {**doc["nccl_tests"].get("env", {}), "CLUSTERPROOF_STANDIN_CORRUPT_RANK": "1"}
+    inv = _variant(sandbox, tmp_path, env=env, collectives=["all_reduce"], node_counts=[])
+    res = run_suites(sandbox, "suites/network/test_collectives.py", "-k", "sane", inventory=inv)
+    assert res.returncode == 1
+    assert "#wrong = " in res.stdout and "(corrupted results)" in res.stdout, res.stdout[-4000:]
+
+
+def _marked_processes(sbx: Sandbox) -> dict[str, str]:
+    out = {}
+    for n in sbx.cluster.nodes:
+        cmd = ["ssh", "-F", str(sbx.cluster.ssh_config), n.name, "grep -lsz CLUSTERPROOF_JOB= /proc/[0-9]*/environ || true"]
+        out[n.name] = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    return out
+
+
+def test_timeout_kills_the_run_on_every_node(sandbox: Sandbox, tmp_path: Path) -> None:
+    inv = _variant(sandbox, tmp_path, timeout_s=3, collectives=["all_reduce"], node_counts=[],
+                   sweep={"min_bytes": "64M", "max_bytes": "64M", "step_factor": 2, "iters": 1000, "warmup_iters": 1, "gpus_per_rank": 1, "check": 1})
+    res = run_suites(sandbox, "suites/network/test_collectives.py", "-k", "sane", inventory=inv)
+    assert res.returncode == 1
+    assert "the run did not finish (timed out or was killed)" in res.stdout, res.stdout[-4000:]
+    assert _marked_processes(sandbox) == {n.name: "" for n in sandbox.cluster.nodes}
