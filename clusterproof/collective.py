@@ -132,7 +132,7 @@ class CollectiveRunner:
         debug_dir = "/tmp"  # NCCL_DEBUG_FILE must exist on every node: /tmp does, no round trip to mkdir
         env: dict[str, str] = dict(settings.env)
         env.update(extra_env or {})
-        env.update(nccl_debug.nccl_debug_env(settings.debug, debug_dir))
+        env.update(nccl_debug.nccl_debug_env(settings.debug, debug_dir, network=settings.expect_net))
         if "NCCL_DEBUG_FILE" in env:
             env["NCCL_DEBUG_FILE"] = f"{debug_dir}/clusterproof-{job_id}.%h.%p.nccl.log"
         env[JOB_MARKER] = job_id

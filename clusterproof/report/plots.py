@@ -72,11 +72,53 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "plot"
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    plt.close(fig)
-    return path
+@dataclass
+class Drawn:
+    """A figure built but not yet saved: tests inspect it (titles, label overlaps) before it is closed."""
+
+    kind: str
+    filename: str
+    title: str  # one line, without the stand-in note
+    full_title: str  # what the figure shows as its title, with the stand-in note when there is one
+    figure: Figure
+
+
+def save(drawn: Drawn, outdir: Path) -> Plot:
+    """Write ``drawn`` as a PNG under ``outdir`` (the full title also goes into the PNG's Title field) and close
+    the figure.
+
+    Returns:
+        The plot written.
+    """
+    outdir.mkdir(parents=True, exist_ok=True)
+    path = outdir / drawn.filename
+    drawn.figure.savefig(path, dpi=DPI, facecolor="white", metadata={"Title": drawn.full_title})
+    plt.close(drawn.figure)
+    return Plot(drawn.kind, path, drawn.title)
+
+
+def label_overlaps(fig: Figure) -> list[str]:
+    """Pairs of visible tick labels, axis labels or titles whose boxes overlap once drawn (should be none).
+
+    Returns:
+        One ``'a' overlaps 'b'`` line per overlapping pair.
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    texts = []
+    for ax in fig.axes:
+        for label in [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.label, ax.yaxis.label, ax.title]:
+            if label.get_visible() and label.get_text():
+                texts.append((label.get_text(), label.get_window_extent(renderer)))
+    suptitle = getattr(fig, "_suptitle", None)  # no public getter for the suptitle artist
+    if suptitle is not None:
+        texts.append((suptitle.get_text(), suptitle.get_window_extent(renderer)))
+    out = []
+    for i, (a, box_a) in enumerate(texts):
+        for b, box_b in texts[i + 1:]:
+            if box_a.overlaps(box_b) and box_a.width > 0 and box_b.width > 0:
+                out.append(f"{a!r} overlaps {b!r}")
+    return out
 
 
 def size_ticks(sizes: list[int]) -> tuple[list[int], list[str]]:
@@ -94,20 +136,17 @@ def _threshold_curve(group: pd.DataFrame) -> pd.Series:
     return thr.sort_index()
 
 
-def busbw_vs_size(network: pd.DataFrame, outdir: Path, standin: bool, cluster: str = "") -> list[Plot]:
-    """One PNG per collective: busbw against message size, a line per node count (median and min–max band
-    when several node sets share a node count), the threshold as a dashed step line.
-
-    Returns:
-        The plots written, in collective order.
-    """
+def curve_figures(network: pd.DataFrame, standin: bool, cluster: str = "") -> list[Drawn]:
+    """Per collective: busbw against message size, a line per node count (median and min–max band when several
+    node sets share a node count), the threshold as a dashed step line."""
     placement = fmt.placement_for_plots(network)
     if placement is None:
         return []
     df = network[(network["placement"] == placement) & network["busbw_gbs"].notna() & network["size_bytes"].notna()]
-    plots: list[Plot] = []
+    drawn: list[Drawn] = []
     for collective, cdf in df.groupby("collective", sort=True):
         fig, ax = plt.subplots(figsize=(9, 4.6), layout=LAYOUT)
+        counts = sorted(fmt.as_int(n) for n in cdf["n_nodes"].unique())
         thresholds: dict[int, pd.Series] = {}
         for i, (n_nodes, g) in enumerate(cdf.groupby("n_nodes", sort=True)):
             colour = PALETTE[i % len(PALETTE)]
@@ -125,27 +164,38 @@ def busbw_vs_size(network: pd.DataFrame, outdir: Path, standin: bool, cluster: s
             thr = _threshold_curve(g)
             if not thr.empty:
                 thresholds[fmt.as_int(n_nodes)] = thr
+        # One black threshold line when every node count has the same one, else one per count in its colour.
         same = len({tuple(t.items()) for t in thresholds.values()}) == 1
         for i, (n_nodes, thr) in enumerate(sorted(thresholds.items())):
             if same and i > 0:
                 break
-            colour = THRESHOLD_COLOUR if same else PALETTE[list(sorted(cdf["n_nodes"].unique())).index(n_nodes) % len(PALETTE)]
+            colour = THRESHOLD_COLOUR if same else PALETTE[counts.index(n_nodes) % len(PALETTE)]
             label = "threshold" if same else f"threshold ({n_nodes} nodes)"
             ax.step(thr.index.to_numpy(dtype=float), thr.to_numpy(), where="post", ls="--", lw=1.4, color=colour, label=label)
         ax.set_xscale("log", base=2)
         ticks, labels = size_ticks([int(s) for s in cdf["size_bytes"]])
-        ax.set_xticks(ticks, labels, rotation=45 if len(ticks) > 9 else 0, ha="right" if len(ticks) > 9 else "center")
+        rotate = len(ticks) > 9
+        ax.set_xticks(ticks, labels, rotation=45 if rotate else 0, ha="right" if rotate else "center")
         ax.minorticks_off()
         ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
         ax.set_ylim(bottom=0)
         ax.set_xlabel(f"message size (bytes, {placement})")
         ax.set_ylabel("bus bandwidth (GB/s)")
-        title = f"{collective}: bus bandwidth vs message size" + (f" — {cluster}" if cluster else "")
-        ax.set_title(redact(title_with_note(title, standin)), loc="left")
+        title = redact(f"{collective}: bus bandwidth vs message size" + (f" — {cluster}" if cluster else ""))
+        full = title_with_note(title, standin)
+        ax.set_title(full, loc="left")
         ax.legend(loc="upper left", fontsize=9)
-        path = _save(fig, outdir / f"busbw_{_safe_name(str(collective))}.png")
-        plots.append(Plot("busbw_vs_size", path, redact(title)))
-    return plots
+        drawn.append(Drawn("busbw_vs_size", f"busbw_{_safe_name(str(collective))}.png", title, full, fig))
+    return drawn
+
+
+def busbw_vs_size(network: pd.DataFrame, outdir: Path, standin: bool, cluster: str = "") -> list[Plot]:
+    """Write one PNG per collective (see ``curve_figures``).
+
+    Returns:
+        The plots written, in collective order.
+    """
+    return [save(d, outdir) for d in curve_figures(network, standin, cluster)]
 
 
 def _largest_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -154,21 +204,15 @@ def _largest_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df.loc[idx.to_numpy()]
 
 
-def large_busbw_by_node_set(
-    network: pd.DataFrame, outdir: Path, standin: bool, all_nodes: list[str]
-) -> list[Plot]:
-    """One PNG with a horizontal bar per node set (a panel per collective): busbw at the largest size, bars
-    below their threshold in red, the threshold as a black tick on each bar.
-
-    Returns:
-        The plot written, or nothing when there are no rows.
-    """
+def node_set_figure(network: pd.DataFrame, standin: bool, all_nodes: list[str]) -> Drawn | None:
+    """A horizontal bar per node set (a panel per collective): busbw at the largest size, bars below their
+    threshold in red, the threshold as a black tick on each bar; ``None`` without rows."""
     placement = fmt.placement_for_plots(network)
     if placement is None:
-        return []
+        return None
     df = network[(network["placement"] == placement) & network["busbw_gbs"].notna() & network["size_bytes"].notna()]
     if df.empty:
-        return []
+        return None
     rows = _largest_rows(df)
     collectives = sorted(rows["collective"].unique())
     counts = [int((rows["collective"] == c).sum()) for c in collectives]
@@ -216,9 +260,19 @@ def large_busbw_by_node_set(
         handles.insert(2, Patch(color=NEUTRAL_COLOUR, label="no threshold"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9)
     title = "Large-message bus bandwidth per node set"
-    fig.suptitle(title_with_note(title, standin), x=0.01, ha="left", fontsize=12)
-    path = _save(fig, outdir / "large_busbw_by_node_set.png")
-    return [Plot("large_busbw_by_node_set", path, title)]
+    full = title_with_note(title, standin)
+    fig.suptitle(full, x=0.01, ha="left", fontsize=12)
+    return Drawn("large_busbw_by_node_set", "large_busbw_by_node_set.png", title, full, fig)
+
+
+def large_busbw_by_node_set(network: pd.DataFrame, outdir: Path, standin: bool, all_nodes: list[str]) -> list[Plot]:
+    """Write the node-set bar chart (see ``node_set_figure``).
+
+    Returns:
+        The plot written, or nothing when there are no rows.
+    """
+    drawn = node_set_figure(network, standin, all_nodes)
+    return [] if drawn is None else [save(drawn, outdir)]
 
 
 def _text_colour(rgba: tuple[float, float, float, float]) -> str:
@@ -226,20 +280,16 @@ def _text_colour(rgba: tuple[float, float, float, float]) -> str:
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
 
 
-def pair_heatmaps(network: pd.DataFrame, outdir: Path, standin: bool) -> list[Plot]:
-    """One PNG per collective that was run on at least two distinct node pairs: a symmetric node×node grid
-    of busbw at the largest size, red below the threshold and green above; untested pairs are blank.
-
-    Returns:
-        The plots written (none when no pairs were tested).
-    """
+def pair_figures(network: pd.DataFrame, standin: bool) -> list[Drawn]:
+    """Per collective run on at least two distinct node pairs: a symmetric node×node grid of busbw at the
+    largest size, red below the threshold and green above; untested pairs are blank."""
     placement = fmt.placement_for_plots(network)
     if placement is None:
         return []
     df = network[
         (network["placement"] == placement) & (network["n_nodes"] == 2) & network["busbw_gbs"].notna()
     ]
-    plots: list[Plot] = []
+    drawn: list[Drawn] = []
     for collective, cdf in df.groupby("collective", sort=True):
         if cdf["node_set"].nunique() < 2:
             continue
@@ -287,11 +337,20 @@ def pair_heatmaps(network: pd.DataFrame, outdir: Path, standin: bool) -> list[Pl
         bar.set_label(f"bus bandwidth at {at} (GB/s)")
         if thr is not None:
             bar.ax.axhline(thr, color=THRESHOLD_COLOUR, lw=2)
-        title = f"{collective}: node pairs at {at} ({placement})"
-        ax.set_title(redact(title_with_note(title, standin)), loc="left")
-        path = _save(fig, outdir / f"pairs_{_safe_name(str(collective))}.png")
-        plots.append(Plot("pair_heatmap", path, redact(title)))
-    return plots
+        title = redact(f"{collective}: node pairs at {at} ({placement})")
+        full = title_with_note(title, standin)
+        ax.set_title(full, loc="left")
+        drawn.append(Drawn("pair_heatmap", f"pairs_{_safe_name(str(collective))}.png", title, full, fig))
+    return drawn
+
+
+def pair_heatmaps(network: pd.DataFrame, outdir: Path, standin: bool) -> list[Plot]:
+    """Write one heat map PNG per collective with pairs (see ``pair_figures``).
+
+    Returns:
+        The plots written (none when no pairs were tested).
+    """
+    return [save(d, outdir) for d in pair_figures(network, standin)]
 
 
 def draw_all(network: pd.DataFrame, outdir: Path, standin: bool, cluster: str, all_nodes: list[str]) -> list[Plot]:
