@@ -12,8 +12,10 @@ permission is in ``CASES``; ``run_case`` returns ``allow``, ``deny`` (HTTP 403 o
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from clusterproof.s3.client import answer_of
@@ -213,6 +215,19 @@ def attempt(fn: Callable[[], Any]) -> Observation:
     except Exception as e:  # noqa: BLE001 - every failure is an observation; answer_of classifies it
         return _failure(e)
     return Observation(ALLOW, "200")
+
+
+def wait_until_denied(fn: Callable[[], Any], deadline: datetime, interval_s: float = 0.2) -> tuple[Observation, datetime]:
+    """Repeat an S3 call until it is no longer allowed or ``deadline`` (UTC) passes.
+
+    Returns:
+        The last observation and when it was made (UTC).
+    """
+    while True:
+        obs, at = attempt(fn), datetime.now(UTC)
+        if obs.observed != ALLOW or at >= deadline:
+            return obs, at
+        time.sleep(interval_s)
 
 
 def _name(tag: str) -> str:
