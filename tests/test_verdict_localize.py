@@ -37,8 +37,18 @@ def test_sanity_collects_every_problem() -> None:
         "all_reduce 4 nodes 4M out-of-place: row missing from the output",
         "all_reduce 4 nodes 4M in-place: row missing from the output",
         "all_reduce 4 nodes 1M out-of-place: #wrong = 3 (corrupted results)",
-        "all_reduce 4 nodes 1M in-place: #wrong not reported (validation off?); data integrity unproven",
     ]
+
+
+def test_sanity_accepts_an_unvalidated_placement_but_not_an_unvalidated_run() -> None:
+    one_na = frame([(M, "out-of-place", 1.0, 0), (M, "in-place", 1.0, pd.NA)])
+    kw = dict(collective="alltoall", n_nodes=4, expected_sizes=[M], expected_ranks=4, nranks=4, complete=True, rc=0)
+    assert sanity(one_na, **kw) == []  # type: ignore[arg-type]
+    all_na = frame([(M, "out-of-place", 1.0, pd.NA), (M, "in-place", 1.0, pd.NA)])
+    assert [str(v) for v in sanity(all_na, **kw)] == [  # type: ignore[arg-type]
+        "alltoall 4 nodes: #wrong is N/A on every row (validation off, -c 0?); data integrity unproven"
+    ]
+    assert sanity(all_na, require_validation=False, **kw) == []  # type: ignore[arg-type]
 
 
 def test_sanity_timeout_is_named() -> None:

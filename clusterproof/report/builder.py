@@ -107,16 +107,13 @@ def build(outdir: Path, baseline: Path | None = None, tolerance_pct: float = 5.0
     data = read_run_data(outdir)
     diff = compare(data.network, load_baseline(Path(baseline)), tolerance_pct) if baseline is not None else None
     plots = draw_all(data.network, outdir / "plots", data.standin, data.meta.cluster, list(data.meta.nodes))
-    pages = [outdir / HTML_NAME, outdir / MD_NAME, outdir / JSON_NAME]
-    # The pages are rebuilt from scrubbed text, so they are scanned after writing rather than before.
-    scan = scan_dir(outdir, skip=pages)
+    # The pages cannot be scanned before they exist: write them from a scan of everything else, then scan the
+    # whole directory, pages included, and write them again with that result (a leak in a page shows there).
+    scan = scan_dir(outdir, skip=[outdir / HTML_NAME, outdir / MD_NAME, outdir / JSON_NAME])
     page = _page(data, scan, diff, plots)
+    _write(outdir, page)
+    page = _page(data, scan_dir(outdir), diff, plots)
     html_path, md_path = _write(outdir, page)
-    final = scan_dir(outdir)
-    if final.leaks and len(final.leaks) != len(scan.leaks):
-        # Something slipped into a page: say so on the pages themselves rather than report a clean scan.
-        page = _page(data, final, diff, plots)
-        html_path, md_path = _write(outdir, page)
     return ReportSummary(
         verdict=page.verdict,
         scorecard=page.scorecard,

@@ -41,6 +41,7 @@ background:#fff;border:1px solid #d8dee4;border-left:14px solid #1a7f37}
 .verdict .word{font-size:46px;font-weight:800;letter-spacing:2px;color:#1a7f37;line-height:1}
 .verdict.fail .word{color:#cf222e}
 .verdict .what{font-size:16px}
+.verdict .which{font-size:14px;color:#57606a;margin-top:4px}
 .card{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:4px 0;overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:14px}
 th,td{padding:7px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #eaeef2}
@@ -136,9 +137,11 @@ def _verdict(p: PageData) -> str:
     fail = p.verdict == "fail"
     word = "FAIL" if fail else "PASS"
     cls = "verdict fail" if fail else "verdict"
+    failing = [c.name for c in p.scorecard if c.status == FAIL]
+    which = f'<div class="which">Failing: {esc("; ".join(failing))}</div>' if failing else ""
     return (
         f'<section class="{cls}" id="verdict"><div class="word">{word}</div>'
-        f'<div class="what">{esc(p.counts_line())}</div></section>'
+        f'<div class="what">{esc(p.counts_line())}{which}</div></section>'
     )
 
 

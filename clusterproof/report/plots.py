@@ -314,8 +314,7 @@ def pair_figures(network: pd.DataFrame, standin: bool) -> list[Drawn]:
             norm = Normalize(vmin=lo, vmax=thr * 1.5)  # everything below: all red-to-orange
         else:
             norm = Normalize(vmin=min(lo, thr if thr is not None else lo) * 0.5, vmax=hi if hi > lo else lo + 1)
-        cmap = plt.get_cmap("RdYlGn").copy()
-        cmap.set_bad("#F3F4F6")
+        cmap = plt.get_cmap("RdYlGn").with_extremes(bad="#F3F4F6")
         side = max(4.8, 0.62 * len(names) + 2.6)
         fig, ax = plt.subplots(figsize=(side + 1.2, side), layout=LAYOUT)
         image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm)

@@ -137,10 +137,17 @@ class ScanResult:
     leaks: list[Leak]
 
 
+def _still_secret(text: str) -> bool:
+    """True when scrubbing would change ``text``. A mask glued to what follows it (``KEY=***REDACTED***</td>``)
+    would be matched again as a value, so masks are given a trailing space before the comparison."""
+    probe = text.replace(MASK, MASK + " ")
+    return scrub(probe) != probe
+
+
 def _text_leaks(rel: str, text: str) -> list[Leak]:
-    if scrub(text) == text:
+    if not _still_secret(text):
         return []
-    leaks = [Leak(rel, f"line {i}") for i, line in enumerate(text.split("\n"), start=1) if scrub(line) != line]
+    leaks = [Leak(rel, f"line {i}") for i, line in enumerate(text.split("\n"), start=1) if _still_secret(line)]
     # A multi-line environment dump changes only when seen whole, so no single line is to blame.
     return leaks or [Leak(rel, "an environment dump")]
 
@@ -155,7 +162,7 @@ def _parquet_leaks(rel: str, path: Path) -> list[Leak]:
                 leaks.append(Leak(rel, f"column {col}"))
             continue
         for i, v in enumerate(df[col].tolist()):
-            if isinstance(v, str) and scrub(v) != v:
+            if isinstance(v, str) and _still_secret(v):
                 leaks.append(Leak(rel, f"column {col}, row {i}"))
     return leaks
 

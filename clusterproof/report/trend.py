@@ -141,7 +141,8 @@ def _page(df: pd.DataFrame, png: Path, root: Path) -> str:
         table = table.join(pivot)
     st = df[df["metric"] == "storage_pass_rate_pct"].set_index("run_id")["value"].rename("storage pass %")
     table = table.join(st)
-    head = "".join(f"<th>{esc(c)}</th>" for c in ["run id", *table.columns])
+    names = {"started_at": "started (UTC)", "standin": "numbers from", "verdict": "verdict", "cluster": "cluster"}
+    head = "".join(f"<th>{esc(names.get(str(c), c))}</th>" for c in ["run id", *table.columns])
     body = []
     for run_id, rec in table.iloc[::-1].iterrows():  # newest first
         cells = [f'<td><a href="{esc(run_id)}/index.html">{esc(run_id)}</a></td>']

@@ -13,13 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from botocore.exceptions import BotoCoreError, ClientError
 from rgwadmin import RGWAdmin
 from rgwadmin.exceptions import NoSuchBucket, NoSuchUser, RGWAdminException, UserAlreadyExists
 
 from clusterproof.redact import REDACTOR, redact
 from clusterproof.s3 import policy
-from clusterproof.s3.client import answer_of, make_client
+from clusterproof.s3.client import AWS_ERRORS, answer_of, make_client
 from clusterproof.s3.model import IssuerError
 
 #: One lock per (endpoint, bucket) for every bucket-policy read-modify-write in this process. S3 has no
@@ -159,7 +158,7 @@ class RgwAdminSession:
         """Every IAM role name (RGW answers 404 instead of an empty list when there is none)."""
         try:
             resp = self.iam.list_roles()
-        except (ClientError, BotoCoreError) as e:
+        except AWS_ERRORS as e:
             if answer_of(e).not_found:
                 return []
             raise IssuerError(f"{self.endpoint}: list roles: {answer_of(e)}") from None
@@ -169,7 +168,7 @@ class RgwAdminSession:
         """Delete a role and its inline policies (a role with policies cannot be deleted). False if already gone."""
         try:
             names = self.iam.list_role_policies(RoleName=name).get("PolicyNames", [])
-        except (ClientError, BotoCoreError) as e:
+        except AWS_ERRORS as e:
             if answer_of(e).not_found:
                 return False
             raise IssuerError(f"{self.endpoint}: list policies of role {name}: {answer_of(e)}") from None
@@ -216,7 +215,7 @@ class RgwAdminSession:
         """The bucket policy as a dict, or None when the bucket has none."""
         try:
             text = (s3 or self.owner_s3(bucket)).get_bucket_policy(Bucket=bucket)["Policy"]
-        except (ClientError, BotoCoreError) as e:
+        except AWS_ERRORS as e:
             if answer_of(e).not_found:
                 return None
             raise IssuerError(f"{self.endpoint}: get policy of bucket {bucket}: {answer_of(e)}") from None
@@ -248,7 +247,7 @@ class RgwAdminSession:
                         s3.put_bucket_policy(Bucket=bucket, Policy=policy.compact(new))
                     else:
                         s3.delete_bucket_policy(Bucket=bucket)
-                except (ClientError, BotoCoreError) as e:
+                except AWS_ERRORS as e:
                     raise IssuerError(f"{self.endpoint}: put policy of bucket {bucket}: {answer_of(e)}") from None
                 if applied(self.bucket_policy(bucket, s3)):
                     return
@@ -285,7 +284,7 @@ class RgwAdminSession:
     def _iam_call(self, what: str, fn: Callable[..., Any], missing_ok: bool = False, **kwargs: Any) -> bool:
         try:
             fn(**kwargs)
-        except (ClientError, BotoCoreError) as e:
+        except AWS_ERRORS as e:
             answer = answer_of(e)
             if missing_ok and answer.not_found:
                 return False

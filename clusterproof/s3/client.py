@@ -26,6 +26,8 @@ from botocore.parsers import ResponseParserError
 from clusterproof.redact import REDACTOR
 
 DEFAULT_REGION = "default"
+#: Everything a boto3 call against RGW may raise for a service answer or a transport problem.
+AWS_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError, ResponseParserError)
 
 
 def _config(timeout_s: float, anonymous: bool = False) -> Config:

@@ -61,13 +61,16 @@ class HttpIssuer:
         """Ask the service for a credential. Input is checked by the service, not here: the suites must see
         whether the provider's API itself rejects a ``*`` prefix or a zero TTL.
 
+        The customer id is checked here too: it becomes part of the URL.
+
         Raises:
-            ValueError: the service answered 400 (bad input; it must have created nothing).
+            ValueError: a customer id outside ``[a-z0-9-]``, or the service answered 400 (bad input; it must
+                have created nothing).
             IssuerError: the service failed, refused the token, or answered something that is not R2's shape.
         """
         body = {"bucket": bucket, "prefixes": [prefix], "permission": permission, "ttlSeconds": ttl_seconds}
         asked_at = datetime.now(UTC).replace(microsecond=0)
-        result = self._call("POST", credentials_path(str(customer)), body)
+        result = self._call("POST", credentials_path(validate_customer(customer)), body)
         try:
             access_key, secret = str(result["accessKeyId"]), str(result["secretAccessKey"])
         except (KeyError, TypeError):

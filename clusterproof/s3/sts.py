@@ -23,11 +23,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from clusterproof.s3 import policy
 from clusterproof.s3.admin import RgwAdminSession
-from clusterproof.s3.client import answer_of
+from clusterproof.s3.client import AWS_ERRORS, answer_of
 from clusterproof.s3.model import (
     IssuerError,
     Permission,
@@ -108,7 +106,7 @@ class StsIssuer:
         try:
             created = self.admin.iam.create_role(RoleName=role, AssumeRolePolicyDocument=policy.compact(trust),
                                                  MaxSessionDuration=self.max_ttl_seconds)
-        except (ClientError, BotoCoreError) as e:
+        except AWS_ERRORS as e:
             raise IssuerError(f"{self.endpoint}: create role {role}: {answer_of(e)}") from None
         try:
             self.admin.iam.put_role_policy(RoleName=role, PolicyName=ROLE_POLICY_NAME, PolicyDocument=policy.compact(doc))
@@ -118,10 +116,10 @@ class StsIssuer:
             extra = {"Policy": policy.compact(session)} if self.session_policy else {}
             resp = sts.assume_role(RoleArn=created["Role"]["Arn"], RoleSessionName=f"cp-{customer}"[:64],
                                    DurationSeconds=ttl_seconds, **extra)
-        except (ClientError, BotoCoreError) as e:
+        except AWS_ERRORS as e:
             self.admin.delete_role(role)
             answer = answer_of(e)
-            if answer.status == 400 and e.__class__ is ClientError and e.operation_name == "AssumeRole":
+            if answer.status == 400 and getattr(e, "operation_name", "") == "AssumeRole":
                 raise ValueError(
                     f"ttl_seconds {ttl_seconds}: RGW refused the session duration ({answer}); it must lie between "
                     f"rgw_sts_min_session_duration (900 s unless lowered) and {self.max_ttl_seconds} s"

@@ -228,8 +228,10 @@ def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.1
     require_root()
     _check_host()
     c = _plan(nodes, Path(state_dir), subnet, prefix)
-    if read_state(c.state_dir) is not None:
-        raise SandboxError(f"a sandbox is already up in {c.state_dir}: run `clusterproof sandbox down` first, or use another state dir")
+    existing = read_state(c.state_dir)
+    if existing is not None:
+        raise SandboxError(f"a sandbox is already up in {c.state_dir} (status: {existing.get('status', 'unknown')}): "
+                           "run `clusterproof sandbox down` first, or use another state dir")
     if c.state_dir.exists() and any(c.state_dir.iterdir()):
         raise SandboxError(f"{c.state_dir} exists, is not empty and holds no sandbox: pick another state dir")
     _check_free(c)
@@ -303,12 +305,18 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
     removed: list[str] = []
     members = raw.get("nodes", [])
     netns = [n["netns"] for n in members if os.path.exists(f"/run/netns/{n['netns']}")]
-    seeds = [n.get("sshd_pid", 0) for n in members] + [n.get("holder_pid", 0) for n in members]
-    seeds += [procs.read_pid(Path(n["state_dir"]) / f) for n in members for f in ("sshd.pid", "holder.pid")]
-    victims = procs.sandbox_pids([p for p in seeds if p], netns)
-    if victims:
+    recorded = [n.get("sshd_pid", 0) for n in members] + [n.get("holder_pid", 0) for n in members]
+    stopped: list[int] = []
+    # Scan again after each kill: after a killed `up`, node_init.sh may still be entering namespaces.
+    for _ in range(10):
+        seeds = recorded + [procs.read_pid(Path(n["state_dir"]) / f) for n in members for f in ("sshd.pid", "holder.pid")]
+        victims = procs.sandbox_pids([p for p in seeds if p], netns)
+        if not victims:
+            break
         procs.terminate(victims)
-        removed.append(f"stopped {len(victims)} processes (pids {' '.join(map(str, victims))})")
+        stopped += victims
+    if stopped:
+        removed.append(f"stopped {len(stopped)} processes (pids {' '.join(map(str, sorted(set(stopped))))})")
     if netns:
         procs.run(["ip", "-batch", "-"], "delete network namespaces", stdin="".join(f"netns del {ns}\n" for ns in netns))
         removed.append(f"deleted network namespaces {' '.join(netns)}")

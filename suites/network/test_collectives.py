@@ -60,7 +60,7 @@ def test_nccl_busbw_meets_threshold(
     if not problems:
         return
     message = "\n".join(map(str, problems))
-    standin = " (CPU stand-in numbers)" if inventory.standin or res.run.standin else ""
+    standin = "\n(numbers from the CPU stand-in for nccl-tests, not GPUs)" if inventory.standin or res.run.standin else ""
     if nccl_group.n_nodes == len(inventory.nodes) and nccl_group.n_nodes >= 3:
         loc = collective_runs.localize(nccl_group.collective)
         message += f"\nslow-node search with 2-node {nccl_group.collective} runs:\n{loc.explain()}"
