@@ -143,19 +143,22 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = make_run(outdir, args.rows)
         write_s = time.perf_counter() - t0
-        times = []
+        times: list[float] = []
+        cpu: list[float] = []
         summary = None
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             summary = build(outdir)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         assert summary is not None
-        best, median = min(times), statistics.median(times)
+        median = statistics.median(times)
         print(f"rows: {rows} network rows, {len(summary.plots)} plots, verdict {summary.verdict}")
         print(f"write_run_data: {write_s:.2f} s")
-        print(f"build: best {best:.2f} s, median {median:.2f} s over {len(times)} builds "
-              f"(first, with imports warm: {times[0]:.2f} s)")
-        print(f"goal: under {GOAL_S:.0f} s -> ratio {median / GOAL_S:.2f} of the budget "
+        print(f"build: median {median:.2f} s wall, {statistics.median(cpu):.2f} s CPU over {len(times)} builds "
+              f"(wall: {', '.join(f'{t:.2f}' for t in times)})")
+        # Wall time is what a user waits for; CPU time shows how much of it was other load on a shared machine.
+        print(f"goal: under {GOAL_S:.0f} s -> median is {median / GOAL_S:.2f} of the budget "
               f"({'OK' if median < GOAL_S else 'TOO SLOW'})")
         print(f"html: {summary.html_path.stat().st_size / 1024:.0f} KiB")
     finally:

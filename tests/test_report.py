@@ -290,7 +290,9 @@ def test_build_writes_plots_pages_and_the_failing_verdict(tmp_path: Path) -> Non
     assert md.startswith("## clusterproof: FAIL on sandbox\n")
     assert "> **CPU stand-in:** the bandwidth numbers" in md
     assert "| Networking | 4-node NCCL test within specification | PASS | all_reduce across 4 nodes at 8M: 0.89 GB/s, threshold 0.30; 8 of 8 rows within threshold |" in md
-    assert "### Top failures (15 of 28)" in md
+    assert "### Failures (28)" in md
+    assert "- **Collectives meet their busbw threshold at every size** (27):\n  - all_reduce across 2 nodes (node1,node3) at 1M out-of-place" in md
+    assert "  - … and 22 more in `index.html`\n- **NCCL uses the expected transport (network, GDR, GID)** (1):\n  - rank 12 on gpu-a02" in md
     card = json.loads((tmp_path / "scorecard.json").read_text())
     assert card["verdict"] == "fail" and len(card["scorecard"]) == 13
 
@@ -358,3 +360,28 @@ def test_plots_have_no_overlapping_labels_even_with_many_sizes_and_node_sets() -
         assert plots.label_overlaps(fig)
     finally:
         plots.plt.close(fig)
+
+
+def test_transport_rows_without_nccl_data_are_not_evidence(tmp_path: Path) -> None:
+    # What the collector writes on the CPU stand-in: a row per rank, no NCCL fields, flagged with a reason.
+    rows = pd.DataFrame([
+        {"run_id": "r", "test_id": "t", "job_id": "all_reduce-4n-9371cd", "rank": None, "host": f"node{i}",
+         "network": None, "devices": None, "gdr": None, "gid": None, "version": None, "odd": True,
+         "why": "network is not IB"}
+        for i in range(1, 5)
+    ])
+    skipped = [{"test_id": "suites/network/test_transport.py::test_transport_network_as_expected[all_reduce-4nodes]",
+                "area": "transport", "name": "test_transport_network_as_expected", "outcome": "skipped",
+                "message": "Skipped: CPU stand-in: no NCCL, transport not provable"}]
+    checks = [c for c in passing_checks() if c["area"] != "transport"] + skipped
+    run = write_sample(tmp_path, network=without_slow_node(sample_tables()["network"]), transport=rows, checks=checks)
+    summary = build(run)
+    card = next(c for c in summary.scorecard if c.id == "networking.transport")
+    assert (card.status, card.evidence) == ("not tested", "skipped: CPU stand-in: no NCCL, transport not provable")
+    assert summary.verdict == "pass"
+    page = summary.html_path.read_text()
+    assert "<summary>4 rows without NCCL data</summary>" in page and '<tr class="odd">' not in page
+    # With NCCL data, the collector's own reason is quoted for a flagged rank.
+    data_rows = sample_transport()
+    data_rows["why"] = ["network is Socket, not IB" if r == 12 else None for r in data_rows["rank"]]
+    assert odd_transport_rows(data_rows)[12][-1] == "network is Socket, not IB"

@@ -150,3 +150,38 @@ def test_a_leak_written_by_someone_else_fails_the_security_criterion(tmp_path: P
         text = page.read_text()
         assert "junit.xml: secret-looking text at line 2" in text
         assert "leakedValue12345" not in text and SECRET_KEY not in text
+
+
+def test_env_dump_removal_keeps_ordinary_settings() -> None:
+    from clusterproof.report.scrub import remove_env_dumps
+
+    command = "mpirun -x NCCL_IB_GID_INDEX=5 -x NCCL_DEBUG=INFO -mca pml ob1 ./all_reduce_perf -b 1M"
+    settings = "NCCL_IB_HCA=mlx5_0\nNCCL_SOCKET_IFNAME=eth0\n"
+    assert remove_env_dumps(command) == command
+    assert remove_env_dumps(settings) == settings  # two lines of settings are not a dump
+    assert remove_env_dumps(f"before\n{ENV_DUMP}\nafter") == "before\n[environment dump removed: 7 variables]\nafter"
+    assert remove_env_dumps(ONE_LINE_DUMP) == "[environment dump removed: 5 variables]"
+
+
+def test_the_last_pass_over_a_page_masks_leftovers_without_breaking_markup() -> None:
+    from clusterproof.redact import MASK
+    from clusterproof.report.scrub import redact_page
+
+    REDACTOR.add(SESSION_TOKEN)
+    image = "data:image/png;base64,iVBORw0KGgoTOKEN=="  # base64 that happens to look like an assignment
+    page = f'<td>AWS_SECRET_ACCESS_KEY={MASK}</td><td>{SESSION_TOKEN}</td><img src="{image}"><td>password: hunter22x'
+    assert redact_page(page) == (
+        f'<td>AWS_SECRET_ACCESS_KEY={MASK}</td><td>{MASK}</td><img src="{image}"><td>password: {MASK}'
+    )
+
+
+def test_keyword_arguments_in_a_traceback_are_not_an_environment_dump() -> None:
+    from clusterproof.report.scrub import remove_env_dumps
+
+    traceback = "\n".join(
+        f"            {name}={value}," for name, value in
+        [("collective", "spec.collective"), ("n_nodes", "spec.n_nodes"), ("rc", "res.rc"), ("complete", "True"), ("nranks", "4"), ("errors", "[]")]
+    )
+    assert remove_env_dumps(traceback) == traceback
+    dump = "\n".join(f"{k}=v{i}" for i, k in enumerate(["PATH", "HOME", "USER", "SHELL", "AWS_REGION", "lower_one"]))
+    assert remove_env_dumps(dump) == "[environment dump removed: 6 variables]"

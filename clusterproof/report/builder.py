@@ -13,7 +13,7 @@ from clusterproof.report.baseline import BaselineDiff, compare, load_baseline
 from clusterproof.report.pagedata import PageData
 from clusterproof.report.plots import Plot, draw_all
 from clusterproof.report.scorecard import FAIL, PASS, Criterion, check_line, score
-from clusterproof.report.scrub import ScanResult, scan_dir, scrub, scrub_obj
+from clusterproof.report.scrub import ScanResult, redact_page, scan_dir, scrub_obj
 from clusterproof.report.tables import RunData, read_run_data
 
 HTML_NAME = "index.html"
@@ -66,8 +66,9 @@ def _verdict(cards: list[Criterion], failures: list[str]) -> tuple[str, list[str
 def _write(outdir: Path, page: PageData) -> tuple[Path, Path]:
     html_path = outdir / HTML_NAME
     md_path = outdir / MD_NAME
-    html_path.write_text(html_page.render(page), encoding="utf-8")
-    md_path.write_text(md_page.render(page), encoding="utf-8")
+    # Every piece of the pages was scrubbed when it was rendered; this last pass is the belt to those braces.
+    html_path.write_text(redact_page(html_page.render(page)), encoding="utf-8")
+    md_path.write_text(redact_page(md_page.render(page)), encoding="utf-8")
     card = {
         "run_id": page.data.meta.run_id,
         "cluster": page.data.meta.cluster,
@@ -82,7 +83,7 @@ def _write(outdir: Path, page: PageData) -> tuple[Path, Path]:
             "fixed": page.diff.fixed,
         },
     }
-    (outdir / JSON_NAME).write_text(scrub(json.dumps(scrub_obj(card), indent=1)) + "\n", encoding="utf-8")
+    (outdir / JSON_NAME).write_text(redact_page(json.dumps(scrub_obj(card), indent=1)) + "\n", encoding="utf-8")
     return html_path, md_path
 
 

@@ -122,11 +122,14 @@ def odd_transport_rows(transport: pd.DataFrame | None, expect_net: str | None = 
         for pos, w in enumerate(pd.to_numeric(df["warns"], errors="coerce").fillna(0)):
             if w > 0:
                 odd.setdefault(pos, []).append(f"{int(w)} NCCL warning{'s' if w != 1 else ''}")
-    for col, reason in (("odd", "flagged by the transport checks"), ("ok", "marked not ok")):
+    whys = df["why"] if "why" in df.columns else pd.Series(pd.NA, index=df.index)
+    for col, default in (("odd", "flagged by the transport checks"), ("ok", "marked not ok")):
         if col not in df.columns:
             continue
-        for pos, value in enumerate(df[col]):
+        for pos, (value, why) in enumerate(zip(df[col], whys, strict=True)):
             flagged = _truthy(value) if col == "odd" else str(value).strip().lower() in ("false", "0", "no")
+            # The transport checks say why they flagged a rank; prefer their words to ours.
+            reason = str(why) if isinstance(why, str) and why else default
             if flagged and reason not in odd.get(pos, []):
                 odd.setdefault(pos, []).append(reason)
     return {i: odd[i] for i in sorted(odd)}
@@ -134,11 +137,22 @@ def odd_transport_rows(transport: pd.DataFrame | None, expect_net: str | None = 
 
 def _rank_label(row: pd.Series) -> str:
     parts = []
-    if "rank" in row:
-        parts.append(f"rank {row['rank']}")
-    if "host" in row:
+    if "rank" in row and pd.notna(row["rank"]):
+        parts.append(f"rank {fmt.as_int(row['rank']) if isinstance(row['rank'], float) else row['rank']}")
+    if "host" in row and pd.notna(row["host"]):
         parts.append(f"on {row['host']}")
     return " ".join(parts) or "a rank"
+
+
+def nccl_rows(transport: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows of a transport table that carry something NCCL said (a network, GDR, GID or version); the
+    collector also writes rows for ranks it found no NCCL log for, which prove nothing either way."""
+    if transport is None or transport.empty:
+        return pd.DataFrame()
+    cols = [c for c in (*CONSENSUS_COLUMNS, "devices", "gid") if c in transport.columns]
+    if not cols:
+        return pd.DataFrame()
+    return transport[transport[cols].notna().any(axis=1)]
 
 
 def transport(data: RunData) -> Criterion:
@@ -147,16 +161,14 @@ def transport(data: RunData) -> Criterion:
     cid = "networking.transport"
     checks = checks_of(data, "transport")
     failed = [c for c in checks if is_failed(c)]
-    table = data.transport
+    table = nccl_rows(data.transport).reset_index(drop=True)
     expect = data.meta.extra.get("expect_net")
     odd = odd_transport_rows(table, expect if isinstance(expect, str) else None)
     details = [check_line(c) for c in failed]
-    if table is not None and odd:
-        df = table.reset_index(drop=True)
-        details += [f"{_rank_label(df.iloc[i])}: {', '.join(why)}" for i, why in sorted(odd.items())]
+    details += [f"{_rank_label(table.iloc[i])}: {', '.join(why)}" for i, why in sorted(odd.items())]
     if details:
         return Criterion(cid, "Networking", name, FAIL, some(details), details)
-    if table is not None and not table.empty:
+    if not table.empty:
         facts = [f"{len(table)} ranks"]
         if "host" in table.columns:
             facts[0] += f" on {table['host'].nunique()} hosts"
@@ -167,6 +179,9 @@ def transport(data: RunData) -> Criterion:
         return Criterion(cid, "Networking", name, PASS, ", ".join(facts) + " on every rank")
     if any(c.get("outcome") == "passed" for c in checks):
         return Criterion(cid, "Networking", name, PASS, passed_note(checks))
+    if data.transport is not None and not data.transport.empty:
+        return Criterion(cid, "Networking", name, NOT_TESTED, skip_reason(checks)
+                         or f"no rank's NCCL log named a transport ({len(data.transport)} rows without NCCL data)")
     return Criterion(cid, "Networking", name, NOT_TESTED,
                      skip_reason(checks) or "no transport data (NCCL debug logs were not collected)")
 

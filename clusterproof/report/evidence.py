@@ -78,7 +78,9 @@ def some(items: Sequence[str], limit: int = 2) -> str:
 def skip_reason(checks: Sequence[dict[str, Any]]) -> str | None:
     """The reason to show when every relevant check was skipped."""
     if checks and all(c.get("outcome") == "skipped" for c in checks):
-        return f"skipped: {first_line(checks[0].get('message')) or checks[0]['test_id']}"
+        # pytest's skip messages start with "Skipped: "; one "skipped:" is enough.
+        reason = re.sub(r"^skipped:\s*", "", first_line(checks[0].get("message")), flags=re.I)
+        return f"skipped: {reason or checks[0]['test_id']}"
     return None
 
 

@@ -79,3 +79,16 @@ def as_float(value: Any) -> float:
     if value is None or value is pd.NA:
         return math.nan
     return float(value)
+
+
+def number(value: Any) -> str:
+    """A table cell for a number: integers as they are, floats to 4 significant digits without exponent
+    noise (``-0.0002937``, ``23.54``); empty for NA."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):
+        return str(int(value))
+    text = f"{value:.4g}"
+    return f"{value:.8f}".rstrip("0").rstrip(".") if "e" in text else text

@@ -14,6 +14,7 @@ import pandas as pd
 
 from clusterproof import __version__
 from clusterproof.report import fmt
+from clusterproof.report.criteria_network import nccl_rows
 from clusterproof.report.pagedata import STANDIN_BANNER, PageData
 from clusterproof.report.plots import Plot
 from clusterproof.report.scorecard import AREAS, FAIL, NOT_TESTED, PASS, odd_transport_rows
@@ -44,8 +45,8 @@ background:#fff;border:1px solid #d8dee4;border-left:14px solid #1a7f37}
 .verdict .which{font-size:14px;color:#57606a;margin-top:4px}
 .card{background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:4px 0;overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:14px}
-th,td{padding:7px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #eaeef2}
-th{background:#f6f8fa;font-weight:600;white-space:nowrap}
+th,td{padding:7px 9px;text-align:left;vertical-align:top;border-bottom:1px solid #eaeef2}
+th{background:#f6f8fa;font-weight:600}
 tbody tr:nth-child(even) td{background:#fbfcfd}
 tbody tr:last-child td{border-bottom:none}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -90,7 +91,8 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], num: Sequence[
            row_classes: Sequence[str] | None = None, col_classes: dict[int, str] | None = None) -> str:
     """A table from already-escaped cells; ``num`` are the right-aligned column positions, ``col_classes``
     extra CSS classes per column position."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    # Column names such as clock_offset_s may break after an underscore rather than widen the table.
+    head = "".join(f"<th>{esc(h).replace('_', '_<wbr>')}</th>" for h in headers)
     classes = {j: "num" for j in num} | (col_classes or {})
     body = []
     for i, row in enumerate(rows):
@@ -221,7 +223,7 @@ def _png_data_uri(plot: Plot) -> str:
 
 _CAPTIONS = {
     "busbw_vs_size": "Bus bandwidth against message size (log-2 axis), one line per node count; the dashed "
-    "step line is the threshold.",
+    "step line is the threshold where one is set.",
     "large_busbw_by_node_set": "Bus bandwidth at the largest message size for each node set; red bars are "
     "below their threshold (black tick).",
     "pair_heatmap": "Every tested node pair at the largest size: a slow node shows as a red row and column.",
@@ -262,10 +264,12 @@ def _large_messages(p: PageData) -> str:
 def _frame_table(df: pd.DataFrame, row_classes: Sequence[str] | None = None) -> str:
     num = tuple(i for i, c in enumerate(df.columns) if pd.api.types.is_numeric_dtype(df[c]) and df[c].dtype != bool)
     shown = df.head(MAX_ROWS)
-    rows = [[esc(v) for v in rec] for rec in shown.itertuples(index=False)]
-    # Short values (host names, versions) read badly when broken at a hyphen; long ones may wrap.
+    # Lists such as "eth0:1500,ib0:4092" may break after their commas (<wbr>) instead of widening the table.
+    rows = [[esc(fmt.number(v)) if j in num else esc(v).replace(",", ",<wbr>") for j, v in enumerate(rec)]
+            for rec in shown.itertuples(index=False)]
+    # Short values (host names, addresses, versions) read badly when broken at a hyphen; long ones may wrap.
     short = {i: "nw" for i, c in enumerate(df.columns)
-             if i not in num and shown[c].astype(str).str.len().max() <= 24}
+             if i not in num and shown[c].astype(str).str.len().max() <= 16}
     return _table([str(c) for c in df.columns], rows, num=num, row_classes=row_classes, col_classes=short) + _more(len(df))
 
 
@@ -284,14 +288,27 @@ def _transport(p: PageData) -> str:
     if t.empty:
         return '<h2 id="transport">Transport (NCCL logs)</h2><p class="muted">The transport table is empty.</p>'
     expect = p.data.meta.extra.get("expect_net")
-    odd = odd_transport_rows(t, expect if isinstance(expect, str) else None)
     df = t.reset_index(drop=True)
-    df = df[[c for c in df.columns if c != "run_id" and df[c].notna().any()]].copy()
-    df["stands out"] = ["; ".join(odd.get(i, [])) for i in range(len(df))]
+    # Only ranks with something NCCL said are judged (as the scorecard does); the others say why not.
+    with_data = nccl_rows(df)
+    odd_in_data = odd_transport_rows(with_data.reset_index(drop=True), expect if isinstance(expect, str) else None)
+    odd = {int(with_data.index[i]): why for i, why in odd_in_data.items()}
+    whys = df["why"] if "why" in df.columns else pd.Series("", index=df.index)
+    shown = df[[c for c in df.columns if c not in ("run_id", "why") and df[c].notna().any()]].copy()
+    shown["stands out"] = [
+        "; ".join(odd[i]) if i in odd else ("" if i in with_data.index else f"no NCCL data ({whys[i]})" if
+                                            isinstance(whys[i], str) and whys[i] else "no NCCL data")
+        for i in range(len(df))
+    ]
     classes = ["odd" if i in odd else "" for i in range(len(df))]
-    note = (f'<p>{len(odd)} of {len(df)} ranks stand out (highlighted).</p>' if odd
-            else f"<p>All {len(df)} ranks agree.</p>")
-    return '<h2 id="transport">Transport (NCCL logs)</h2>' + note + _frame_table(df, classes)
+    card = next((c for c in p.scorecard if c.id == "networking.transport"), None)
+    verdict = f"{_badge(card.status)} {esc(card.evidence)}" if card else ""
+    counts = (f"{len(odd)} of {len(with_data)} ranks with NCCL data stand out (highlighted)." if odd
+              else f"{len(with_data)} of {len(df)} rows carry NCCL data.")
+    table = _frame_table(shown, classes)
+    if with_data.empty:  # nothing NCCL said: the rows only explain why, so keep them folded
+        table = f"<details><summary>{len(df)} rows without NCCL data</summary>{table}</details>"
+    return f'<h2 id="transport">Transport (NCCL logs)</h2><p>{verdict}</p><p class="muted">{esc(counts)}</p>' + table
 
 
 def _storage_all(p: PageData) -> str:

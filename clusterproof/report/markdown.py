@@ -9,17 +9,42 @@ from clusterproof.report.scrub import scrub
 
 #: A CI comment should fit on a screen; the HTML page has the rest.
 TOP_FAILURES = 15
+PER_CRITERION = 5
 
 _STATUS = {PASS: "PASS", FAIL: "**FAIL**", NOT_TESTED: "not tested"}
+
+
+def _cell(value: object) -> str:
+    """A scrubbed value, safe in a table cell or a list item."""
+    return md_cell(scrub(str(value)))
+
+
+def _failure_groups(p: PageData) -> list[str]:
+    """The failing cases grouped under their criterion, the first few of each, so that one criterion with
+    many failing rows does not hide another."""
+    out: list[str] = []
+    cited: set[str] = set()
+    groups = [(c.name, c.details or [c.evidence]) for c in p.scorecard if c.status == FAIL]
+    for _, details in groups:
+        cited.update(details)
+    rest = [f for f in p.failures if f not in cited]
+    if rest:
+        groups.append(("Other", rest))
+    for name, details in groups:
+        out.append(f"- **{_cell(name)}** ({len(details)}):")
+        out += [f"  - {_cell(d)}" for d in details[:PER_CRITERION]]
+        if len(details) > PER_CRITERION:
+            out.append(f"  - … and {len(details) - PER_CRITERION} more in `index.html`")
+    return out
 
 
 def render(p: PageData) -> str:
     """Return the Markdown summary of ``p`` (every string scrubbed of secrets)."""
     m = p.data.meta
     lines = [
-        f"## clusterproof: {'FAIL' if p.verdict == 'fail' else 'PASS'} on {md_cell(m.cluster)}",
+        f"## clusterproof: {'FAIL' if p.verdict == 'fail' else 'PASS'} on {_cell(m.cluster)}",
         "",
-        f"Run `{md_cell(m.run_id)}`, started {m.started_at:%Y-%m-%d %H:%M} UTC"
+        f"Run `{_cell(m.run_id)}`, started {m.started_at:%Y-%m-%d %H:%M} UTC"
         + (f", {len(m.nodes)} nodes" if m.nodes else "")
         + f". {p.counts_line()}.",
         "",
@@ -30,19 +55,18 @@ def render(p: PageData) -> str:
     lines += ["| Area | Criterion | Result | Evidence |", "|---|---|---|---|"]
     for area in AREAS:
         for c in (c for c in p.scorecard if c.area == area):
-            lines.append(f"| {area} | {md_cell(c.name)} | {_STATUS.get(c.status, c.status)} | {md_cell(c.evidence)} |")
+            lines.append(f"| {area} | {_cell(c.name)} | {_STATUS.get(c.status, c.status)} | {_cell(c.evidence)} |")
     if p.failures:
-        lines += ["", f"### Top failures ({min(len(p.failures), TOP_FAILURES)} of {len(p.failures)})", ""]
-        lines += [f"- {md_cell(f)}" for f in p.failures[:TOP_FAILURES]]
-        if len(p.failures) > TOP_FAILURES:
-            lines.append(f"- … and {len(p.failures) - TOP_FAILURES} more in `index.html`")
+        lines += ["", f"### Failures ({len(p.failures)})", ""]
+        lines += _failure_groups(p)
     if p.diff is not None:
-        lines += ["", "### Baseline", "", md_cell(p.diff.summary())]
+        lines += ["", "### Baseline", "", _cell(p.diff.summary())]
         for title, items in (("Regressions", [r.message for r in p.diff.regressions]),
                              ("New failures", p.diff.new_failures), ("Fixed", p.diff.fixed)):
             if items:
-                lines += ["", f"{title}:", ""] + [f"- {md_cell(i)}" for i in items[:TOP_FAILURES]]
+                lines += ["", f"{title}:", ""] + [f"- {_cell(i)}" for i in items[:TOP_FAILURES]]
                 if len(items) > TOP_FAILURES:
                     lines.append(f"- … and {len(items) - TOP_FAILURES} more")
     lines += ["", "Full report: `index.html` in the run directory.", ""]
-    return scrub("\n".join(lines))
+    # Values were scrubbed cell by cell: a pass over the whole table would take "KEY=***REDACTED*** |" apart.
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -131,6 +132,11 @@ def size_ticks(sizes: list[int]) -> tuple[list[int], list[str]]:
     return ticks, [fmt.size(t) for t in ticks]
 
 
+def collective_order(collectives: Any) -> list[str]:
+    """all_reduce first (the collective everyone quotes), then the others alphabetically."""
+    return sorted({str(c) for c in collectives}, key=lambda c: (c != "all_reduce", c))
+
+
 def _threshold_curve(group: pd.DataFrame) -> pd.Series:
     thr = group.groupby("size_bytes")["threshold_gbs"].max().dropna()
     return thr.sort_index()
@@ -142,9 +148,11 @@ def curve_figures(network: pd.DataFrame, standin: bool, cluster: str = "") -> li
     placement = fmt.placement_for_plots(network)
     if placement is None:
         return []
-    df = network[(network["placement"] == placement) & network["busbw_gbs"].notna() & network["size_bytes"].notna()]
+    # Sizes of 0 bytes have no place on a log axis.
+    df = network[(network["placement"] == placement) & network["busbw_gbs"].notna() & (network["size_bytes"] > 0)]
     drawn: list[Drawn] = []
-    for collective, cdf in df.groupby("collective", sort=True):
+    for collective in collective_order(df["collective"].unique()):
+        cdf = df[df["collective"] == collective]
         fig, ax = plt.subplots(figsize=(9, 4.6), layout=LAYOUT)
         counts = sorted(fmt.as_int(n) for n in cdf["n_nodes"].unique())
         thresholds: dict[int, pd.Series] = {}
@@ -214,7 +222,7 @@ def node_set_figure(network: pd.DataFrame, standin: bool, all_nodes: list[str]) 
     if df.empty:
         return None
     rows = _largest_rows(df)
-    collectives = sorted(rows["collective"].unique())
+    collectives = collective_order(rows["collective"].unique())
     counts = [int((rows["collective"] == c).sum()) for c in collectives]
     height = 1.2 + sum(0.9 + 0.32 * n for n in counts)
     # Constrained (not tight) layout: it makes room for the suptitle and for the legend below the panels.

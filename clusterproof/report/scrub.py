@@ -27,6 +27,8 @@ from clusterproof.redact import MASK, redact
 
 #: Lines of ``env``/``printenv`` output: ``NAME=value``.
 _ENV_LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*=.*$")
+#: A line whose name is upper case, as environment variable names are.
+_ENV_UPPER_NAME = re.compile(r"^[ \t]*(?:export[ \t]+)?[A-Z_][A-Z0-9_]*=")
 #: A dump needs this many consecutive ``NAME=value`` lines; fewer are ordinary settings worth keeping.
 _ENV_MIN_LINES = 5
 #: One line holding a whole environment (``env | tr '\n' ' '``) has well-known variables in it.
@@ -45,7 +47,7 @@ def _dump_note(count: int) -> str:
 def remove_env_dumps(text: str) -> str:
     """Return ``text`` with every environment dump replaced by a one-line note.
 
-    A dump is: five or more consecutive ``NAME=value`` lines; a single line with five or more ``NAME=value``
+    A dump is: five or more consecutive ``NAME=value`` lines, most of them upper case; a single line with five or more ``NAME=value``
     tokens among which a well-known variable (``PATH=``, ``HOME=``...); or a list of five or more quoted
     ``"NAME=value"`` strings. Shorter runs (``NCCL_IB_GID_INDEX=5`` in a command line) are kept.
     """
@@ -61,7 +63,10 @@ def remove_env_dumps(text: str) -> str:
         return line
 
     def flush() -> None:
-        if len(run) >= _ENV_MIN_LINES:
+        # Environment variables are upper case by convention; a run of lower-case `name=value` lines is code
+        # (keyword arguments in a traceback), not a dump, and must stay readable.
+        upper = sum(1 for line in run if _ENV_UPPER_NAME.match(line))
+        if len(run) >= _ENV_MIN_LINES and upper * 2 >= len(run):
             out.append(_dump_note(len(run)))
         else:
             out.extend(one_line(line) for line in run)
@@ -80,6 +85,25 @@ def remove_env_dumps(text: str) -> str:
 def scrub(text: str) -> str:
     """Return ``text`` without environment dumps, registered secrets or secret-looking assignments."""
     return redact(remove_env_dumps(text))
+
+
+def redact_page(text: str) -> str:
+    """A last ``redact`` pass over a whole page built from already-scrubbed pieces (HTML, Markdown, JSON).
+
+    Two things would go wrong with a plain ``redact``: a mask glued to markup (``KEY=***REDACTED***</td>``)
+    would be taken for a value again and swallow the markup, and base64 images could in theory hold a
+    secret-shaped run of letters. So masks get a temporary trailing space and data URIs are left alone.
+
+    Returns:
+        ``text`` with any registered secret or secret-looking assignment that is still in it masked.
+    """
+    parts = _DATA_URI.split(text)
+    uris = _DATA_URI.findall(text)
+    cleaned = [redact(p.replace(MASK, MASK + " ")).replace(MASK + " ", MASK) for p in parts]
+    out = cleaned[0]
+    for uri, part in zip(uris, cleaned[1:], strict=True):
+        out += uri + part
+    return out
 
 
 def _key_is_secret(key: str) -> bool:

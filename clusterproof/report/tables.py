@@ -62,13 +62,26 @@ def write_run_data(
     """
     outdir.mkdir(parents=True, exist_ok=True)
     net = scrub_frame(normalise("network", network))
-    net.to_parquet(outdir / "results.parquet", index=False)
+    _parquet_safe(net).to_parquet(outdir / "results.parquet", index=False)
     _write_text(outdir / "results.csv", net.to_csv(index=False))
     _write_text(outdir / "storage.csv", scrub_frame(normalise("storage", storage)).to_csv(index=False))
     _write_text(outdir / "nodes.csv", scrub_frame(normalise("nodes", nodes)).to_csv(index=False))
     if transport is not None:
         _write_text(outdir / "transport.csv", scrub_frame(normalise("transport", transport)).to_csv(index=False))
     _write_text(outdir / "metadata.json", meta.to_json())
+
+
+def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every object column that mixes value types (an extra column a test filled with both
+    numbers and text) turned into text, which parquet needs; NA stays NA."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype != object:
+            continue
+        kinds = {type(v) for v in out[col] if v is not None and v is not pd.NA and not (isinstance(v, float) and v != v)}
+        if len(kinds) > 1:
+            out[col] = out[col].map(lambda v: v if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v))
+    return out
 
 
 def _check_problems(i: int, check: Mapping[str, Any]) -> list[str]:

@@ -4,6 +4,7 @@ boto3. Shared by the rgw-user and sts issuers, the test fixtures and the cleanup
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -30,6 +31,28 @@ _POLICY_LOCKS_GUARD = threading.Lock()
 def _policy_lock(endpoint: str, bucket: str) -> threading.Lock:
     with _POLICY_LOCKS_GUARD:
         return _POLICY_LOCKS.setdefault((endpoint, bucket), threading.Lock())
+
+
+#: Deletions in flight in this process. RGW confirms two concurrent deletes of one user to *both* callers, so
+#: two reapers would both report it; a claim makes the second one skip. Reapers in different processes can
+#: still both report an id (the metadata lock API answers MethodNotAllowed on a single-site RGW).
+_IN_FLIGHT: set[tuple[str, str]] = set()
+_IN_FLIGHT_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _claim(endpoint: str, name: str) -> Iterator[bool]:
+    """Yields True when this caller may delete ``name`` now, False when another thread is deleting it."""
+    key = (endpoint, name)
+    with _IN_FLIGHT_GUARD:
+        mine = key not in _IN_FLIGHT
+        _IN_FLIGHT.add(key)
+    try:
+        yield mine
+    finally:
+        if mine:
+            with _IN_FLIGHT_GUARD:
+                _IN_FLIGHT.discard(key)
 
 
 class RgwAdminSession:
@@ -126,14 +149,21 @@ class RgwAdminSession:
             raise IssuerError(f"{self.endpoint}: get user {uid}: {redact(str(e))}") from None
 
     def delete_user(self, uid: str) -> bool:
-        """Delete ``uid`` with its keys and inline policies. Returns False when it was already gone."""
-        try:
-            self.rgw.remove_user(uid=uid, purge_data=True)
-        except NoSuchUser:
-            return False
-        except (RGWAdminException, requests.RequestException) as e:
-            raise IssuerError(f"{self.endpoint}: delete user {uid}: {redact(str(e))}") from None
-        return True
+        """Delete ``uid`` with its keys and inline policies.
+
+        Returns:
+            False when it was already gone or another thread of this process is deleting it.
+        """
+        with _claim(self.endpoint, "user:" + uid) as mine:
+            if not mine:
+                return False
+            try:
+                self.rgw.remove_user(uid=uid, purge_data=True)
+            except NoSuchUser:
+                return False
+            except (RGWAdminException, requests.RequestException) as e:
+                raise IssuerError(f"{self.endpoint}: delete user {uid}: {redact(str(e))}") from None
+            return True
 
     def user_ids(self) -> Iterator[str]:
         """Every user id on this RGW (paged through the metadata API; needs the ``metadata`` cap)."""
@@ -165,7 +195,15 @@ class RgwAdminSession:
         return [r["RoleName"] for r in resp.get("Roles", [])]
 
     def delete_role(self, name: str) -> bool:
-        """Delete a role and its inline policies (a role with policies cannot be deleted). False if already gone."""
+        """Delete a role and its inline policies (a role with policies cannot be deleted).
+
+        Returns:
+            False when it was already gone or another thread of this process is deleting it.
+        """
+        with _claim(self.endpoint, "role:" + name) as mine:
+            return mine and self._delete_role(name)
+
+    def _delete_role(self, name: str) -> bool:
         try:
             names = self.iam.list_role_policies(RoleName=name).get("PolicyNames", [])
         except AWS_ERRORS as e:

@@ -14,6 +14,7 @@ Traps (measured on RGW 16.2 with boto3 1.4x):
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,12 @@ from clusterproof.redact import REDACTOR
 DEFAULT_REGION = "default"
 #: Everything a boto3 call against RGW may raise for a service answer or a transport problem.
 AWS_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError, ResponseParserError)
+
+
+#: One boto3 session for every client: it caches the parsed service models (a fresh session per client costs
+#: ~0.1 s of CPU). Sessions are not thread-safe, so client creation holds a lock; the clients themselves are.
+_SESSION = boto3.session.Session()
+_SESSION_LOCK = threading.Lock()
 
 
 def _config(timeout_s: float, anonymous: bool = False) -> Config:
@@ -66,15 +73,16 @@ def make_client(
     """
     for secret in (secret_key, session_token):
         REDACTOR.add(secret)
-    client = boto3.session.Session().client(
-        service,
-        endpoint_url=endpoint,
-        aws_access_key_id=None if anonymous else access_key,
-        aws_secret_access_key=None if anonymous else secret_key,
-        aws_session_token=None if anonymous else session_token,
-        region_name=region,
-        config=_config(timeout_s, anonymous),
-    )
+    with _SESSION_LOCK:
+        client = _SESSION.client(
+            service,
+            endpoint_url=endpoint,
+            aws_access_key_id=None if anonymous else access_key,
+            aws_secret_access_key=None if anonymous else secret_key,
+            aws_session_token=None if anonymous else session_token,
+            region_name=region,
+            config=_config(timeout_s, anonymous),
+        )
     client.meta.events.register_last(f"before-call.{client.meta.service_model.endpoint_prefix}", _drop_expect_header)
     return client
 

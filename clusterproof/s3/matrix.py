@@ -413,3 +413,6 @@ _OPS: dict[str, Callable[[Actors, Layout, str], Observation]] = {
                                       "get_bucket_acl", "put_bucket_acl", "get_object_acl", "put_object_acl")},
     **{f"publish_{how}": _publish(how) for how in ("put_acl", "grant_header", "object_acl", "copy_acl", "multipart_acl")},
 }
+
+#: The operation names ``run_case`` knows.
+OPERATIONS: frozenset[str] = frozenset(_OPS)

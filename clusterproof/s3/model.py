@@ -110,6 +110,7 @@ class CredentialIssuer(Protocol):
 
         Returns:
             The ids this call deleted (another reaper running at the same time may delete the rest).
+            Running it again, or twice at once, is safe.
         """
         ...
 

@@ -116,7 +116,8 @@ class RgwUserIssuer:
         """Delete the temporary users of ``customer`` (every customer when None) whose expiry is at or before ``now``.
 
         Returns:
-            The uids this call deleted; one deleted at the same time by another reaper is not listed.
+            The uids this call deleted. Two reapers in one process never both list an id; reapers in
+            different processes may (RGW confirms concurrent deletes to both).
         """
         if customer is not None:
             validate_customer(customer)

@@ -152,7 +152,7 @@ class StsIssuer:
         """Delete the expired roles of ``customer`` (every customer when None) as of ``now``.
 
         Returns:
-            The role names this call deleted.
+            The role names this call deleted (see RgwUserIssuer.reap on concurrent reapers).
         """
         if customer is not None:
             validate_customer(customer)

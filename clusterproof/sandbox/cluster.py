@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,12 +41,14 @@ DEFAULT_STATE_DIR = Path(os.environ.get("CLUSTERPROOF_SANDBOX_DIR", "/tmp/cluste
 STATE_FILE = "state.json"
 MAX_NODES = 99  # node names have two digits; addresses are <subnet>.11 .. <subnet>.109
 #: Minimum all_reduce busbw (GB/s) from 1M up, written into the sandbox inventory. Measured on this
-#: 2-core machine under load from other jobs (sweep 64K-4M, -n 5): healthy runs gave 0.19-0.99 GB/s
-#: (4 nodes) and 0.33-0.86 GB/s (2 nodes) at 1M and 4M; with one node slowed to 200mbit, 0.01 GB/s.
+#: 2-core machine while other jobs loaded it (load average 4-10; sweep 64K-4M, -n 5), rows at 1M and 4M:
+#: healthy 0.19-0.99 GB/s on 4 nodes (14 runs) and 0.26-1.56 GB/s on 2 nodes (8 runs); with one node
+#: slowed by faults.slow_link to 200mbit, 0.01 GB/s on 4 and on 2 nodes (20mbit: 0.00). So 0.05 sits
+#: ~4x below the worst healthy row and 5x above a slowed one.
 ALL_REDUCE_MIN_BUSBW_GBS = 0.05
 _TOOLS = {  # binary -> Debian package that ships it
     "ip": "iproute2", "tc": "iproute2", "unshare": "util-linux", "nsenter": "util-linux",
-    "mountpoint": "util-linux", "ssh-keygen": "openssh-client", "ssh": "openssh-client",
+    "mountpoint": "util-linux", "mount": "mount", "umount": "mount", "ssh-keygen": "openssh-client", "ssh": "openssh-client",
     SSHD: "openssh-server", "mpicc": "libopenmpi-dev", "mpirun": "openmpi-bin",
 }
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9_]{0,7}$")
@@ -174,9 +176,14 @@ def _plan(nodes: int, state_dir: Path, subnet: str, prefix: str) -> SandboxClust
                           bridge=f"{tag}br0", subnet=subnet, prefix=prefix)
 
 
+def _links() -> dict[str, dict[str, Any]]:
+    """Network interfaces of the host (root netns) by name, with their addresses (``ip -j addr``)."""
+    return {x["ifname"]: x for x in json.loads(procs.run(["ip", "-j", "addr", "show"], "list links") or "[]")}
+
+
 def _check_free(c: SandboxCluster) -> None:
     """Raise SandboxError when a name or the subnet is taken (another sandbox, or a leftover)."""
-    links = {x["ifname"]: x for x in json.loads(procs.run(["ip", "-j", "addr", "show"], "list links") or "[]")}
+    links = _links()
     taken = [f"link {n}" for n in [c.bridge, *(x.veth for x in c.nodes)] if n in links]
     taken += [f"netns {x.netns}" for x in c.nodes if os.path.exists(f"/run/netns/{x.netns}")]
     taken += [f"subnet {c.subnet}.0/24 (on {name})" for name, link in links.items()
@@ -184,6 +191,21 @@ def _check_free(c: SandboxCluster) -> None:
     if taken:
         raise SandboxError(f"cannot start a sandbox with prefix {c.prefix!r} and subnet {c.subnet}: already in use: "
                            f"{', '.join(taken)}. Bring that sandbox down, or pick another prefix/subnet.")
+
+
+def _tmpfs_name(prefix: str) -> str:
+    return f"{prefix}sandbox"
+
+
+def _our_tmpfs(state_dir: Path, prefix: str) -> bool:
+    """True when ``state_dir`` is the tmpfs that ``up`` mounted (never unmount anything else)."""
+    where = str(state_dir).replace(" ", "\\040")
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        tail = fields[fields.index("-") + 1 :]
+        if fields[4] == where and tail[:2] == ["tmpfs", _tmpfs_name(prefix)]:
+            return True
+    return False
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,48 +263,59 @@ def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.1
     except InventoryError as e:
         raise SandboxError(f"the sandbox inventory would be invalid (check extra_inventory):\n{e}") from None
     c.state_dir.mkdir(parents=True, exist_ok=True)
-    c.state_dir.chmod(0o700)
-    write_state(c, "starting")  # from here on, `down` can undo whatever exists
-    compile_proc: subprocess.Popen[str] | None = None
-    step, t0 = "write files", time.monotonic()
-
-    def next_step(name: str) -> None:
-        nonlocal step, t0
-        c.timings_s[step] = round(time.monotonic() - t0, 3)
-        step, t0 = name, time.monotonic()
-
+    # The whole state (keys, GID tables, every node's /tmp) lives on a tmpfs: creating ~50 files per node
+    # and deleting them again took seconds at 32 nodes on a disk busy with other jobs; `down` unmounts it.
     try:
+        procs.run(["mount", "-t", "tmpfs", "-o", "mode=0700,nosuid,nodev", _tmpfs_name(c.prefix), str(c.state_dir)],
+                  "mount a tmpfs on the state dir")
+    except SandboxError:
+        c.state_dir.rmdir()
+        raise
+    write_state(c, "starting")  # from here on, `down` can undo whatever exists
+    compiler: list[subprocess.Popen[str]] = []
+
+    def write_files() -> None:
         build.write_files(c)
-        compile_proc = build.start_compile(c)
+        compiler.append(build.start_compile(c))  # overlaps the node start-up
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir; left for other sshds
-        next_step("network")
-        build.make_network(c)
-        next_step("start nodes")
+
+    def start_nodes() -> None:
         build.start_nodes(c)
-        write_state(c, "starting")
-        next_step("wait for sshd")
-        build.wait_for_sshd(c.nodes)
-        next_step("ssh logins")
-        build.check_logins(c)
-        next_step("compile stand-in")
-        build.finish_compile(c, compile_proc)
-        next_step("inventory")
+        write_state(c, "starting")  # now with the pids
+
+    def write_inventory() -> None:
         header = "# Written by `clusterproof sandbox up`. Numbers from this cluster come from the CPU stand-in for nccl-tests.\n"
         c.inventory_path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
-        next_step("")
+
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("write files", write_files),
+        ("network", lambda: build.make_network(c)),
+        ("start nodes", start_nodes),
+        ("wait for sshd", lambda: build.wait_for_sshd(c.nodes)),
+        ("ssh logins", lambda: build.check_logins(c)),
+        ("compile stand-in", lambda: build.finish_compile(c, compiler[0])),
+        ("inventory", write_inventory),
+    ]
+    step = steps[0][0]
+    try:
+        for step, action in steps:
+            t0 = time.monotonic()
+            action()
+            c.timings_s[step] = round(time.monotonic() - t0, 3)
         c.timings_s["total"] = round(sum(c.timings_s.values()), 3)
         write_state(c, "up")
     except BaseException as e:
-        build.stop_compile(compile_proc)
+        build.stop_compile(compiler[0] if compiler else None)
+        undone = "torn down again"
         try:
             write_state(c, "failed")
             down(c.state_dir)
-        except Exception as cleanup:  # keep the original error; say that the cleanup needs a hand
-            log.error("sandbox cleanup after a failed up also failed (run `clusterproof sandbox down`): %s", cleanup)
+        except Exception as cleanup:  # keep the original error, and say that the cleanup needs a hand
+            undone = f"and the teardown failed too, run `clusterproof sandbox down`: {cleanup}"
         if isinstance(e, SandboxError):
-            raise SandboxError(f"sandbox up failed at step '{step}' (torn down again): {e}") from None
+            raise SandboxError(f"sandbox up failed at step '{step}' ({undone}): {e}") from None
         if isinstance(e, Exception):
-            raise SandboxError(f"sandbox up failed at step '{step}' (torn down again): {e!r}") from e
+            raise SandboxError(f"sandbox up failed at step '{step}' ({undone}): {e!r}") from e
         raise
     log.info("sandbox up: %d nodes in %s (%s)", nodes, c.state_dir, c.timings_s)
     return c
@@ -317,13 +350,18 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
         stopped += victims
     if stopped:
         removed.append(f"stopped {len(stopped)} processes (pids {' '.join(map(str, sorted(set(stopped))))})")
-    if netns:
-        procs.run(["ip", "-batch", "-"], "delete network namespaces", stdin="".join(f"netns del {ns}\n" for ns in netns))
-        removed.append(f"deleted network namespaces {' '.join(netns)}")
-    bridge = raw.get("bridge", "")
-    if bridge and subprocess.run(["ip", "link", "show", bridge], capture_output=True, env=procs.ENV).returncode == 0:
-        procs.run(["ip", "link", "del", bridge], "delete bridge")
-        removed.append(f"deleted bridge {bridge}")
+    # Host-side veths are deleted explicitly: with only the netns gone, the kernel removes them later,
+    # asynchronously, and a sandbox started right after would find their names taken.
+    links = _links()
+    veths = [n["veth"] for n in members if n.get("veth") in links]
+    bridge = raw.get("bridge", "") if raw.get("bridge") in links else ""
+    batch = [f"link del {v}" for v in veths] + [f"netns del {ns}" for ns in netns] + ([f"link del {bridge}"] if bridge else [])
+    if batch:
+        procs.run(["ip", "-batch", "-"], "delete veths, network namespaces and bridge", stdin="\n".join(batch) + "\n")
+    removed += [f"deleted {what} {' '.join(names)}" for what, names in
+                (("veths", veths), ("network namespaces", netns), ("bridge", [bridge] if bridge else [])) if names]
+    if _our_tmpfs(state_dir, raw.get("prefix", "")):  # lazily: a shell sitting in it must not block the teardown
+        procs.run(["umount", "--lazy", str(state_dir)], "unmount the state dir")
     shutil.rmtree(state_dir)
     removed.append(f"removed {state_dir}")
     return removed

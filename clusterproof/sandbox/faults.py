@@ -26,10 +26,10 @@ def _node(cluster: SandboxCluster, node: str | SandboxNode) -> SandboxNode:
     return cluster.node(node if isinstance(node, str) else node.name)
 
 
-def _tc_both_sides(n: SandboxNode, args: list[str], step: str) -> None:
+def _shape_both_sides(n: SandboxNode, qdisc: list[str], step: str) -> None:
     # Egress of the host-side veth is traffic TO the node; egress of the node's eth0 is traffic FROM it.
-    run(["tc", "qdisc", *args[:1], "dev", n.veth, *args[1:]], step)
-    run(["tc", "-n", n.netns, "qdisc", *args[:1], "dev", "eth0", *args[1:]], step)
+    run(["tc", "qdisc", "replace", "dev", n.veth, "root", *qdisc], step)
+    run(["tc", "-n", n.netns, "qdisc", "replace", "dev", "eth0", "root", *qdisc], step)
 
 
 def slow_link(cluster: SandboxCluster, node: str | SandboxNode, rate: str = "20mbit", delay: str = "5ms") -> str:
@@ -37,6 +37,10 @@ def slow_link(cluster: SandboxCluster, node: str | SandboxNode, rate: str = "20m
 
     Uses netem (rate + delay) when the kernel has it, else tbf (rate only: the returned line then says
     that the delay was not applied). Returns a line saying what was applied.
+
+    Cost: all_reduce busbw through the slowed node drops to about 0.01 GB/s at 200mbit on this machine
+    (healthy: 0.2-1 GB/s), and the sandbox inventory's 64K-4M sweep over it takes ~11 s at 200mbit but
+    ~100 s at the default 20mbit: tests want ``rate="200mbit"``.
 
     Raises:
         SandboxError: bad rate/delay syntax, unknown node, or tc failed.
@@ -49,7 +53,7 @@ def slow_link(cluster: SandboxCluster, node: str | SandboxNode, rate: str = "20m
     if not _DELAY_RE.match(delay):
         raise SandboxError(f"slow_link: delay must look like 5ms (units us, ms, s), got {delay!r}")
     try:
-        _tc_both_sides(n, ["replace", "root", "netem", "delay", delay, "rate", rate], f"slow {n.name} (netem)")
+        _shape_both_sides(n, ["netem", "delay", delay, "rate", rate], f"slow {n.name} (netem)")
         return f"{n.name}: link limited to {rate} with {delay} delay each way (netem on {n.veth} and {n.name}:eth0)"
     except SandboxError as e:
         if "qdisc kind is unknown" not in str(e):
@@ -57,7 +61,7 @@ def slow_link(cluster: SandboxCluster, node: str | SandboxNode, rate: str = "20m
     # Token bucket: a burst of ~4 ms of traffic (at least two frames) keeps the rate smooth without
     # letting whole small messages through at full speed.
     burst = max(3028, int(float(m.group(1)) * _RATE_UNITS[m.group(2).lower()] / 8 * 0.004))
-    _tc_both_sides(n, ["replace", "root", "tbf", "rate", rate, "burst", str(burst), "latency", "100ms"], f"slow {n.name} (tbf)")
+    _shape_both_sides(n, ["tbf", "rate", rate, "burst", str(burst), "latency", "100ms"], f"slow {n.name} (tbf)")
     return (f"{n.name}: link limited to {rate} each way (tbf on {n.veth} and {n.name}:eth0); "
             f"delay {delay} not applied: this kernel has no netem qdisc")
 

@@ -8,6 +8,7 @@ import pytest
 
 from clusterproof.facts import NodeFacts
 from clusterproof.inventory import Inventory, Node
+from clusterproof.ssh import SshPool
 from fixtures.ssh import expected_binaries
 
 pytestmark = pytest.mark.nodes
@@ -71,3 +72,13 @@ def test_node_facts_complete(node: Node, facts_of: FactsOf) -> None:
     if not facts.nics:
         problems.append("no network interfaces")
     assert not problems, f"{node.name}: incomplete facts: {'; '.join(problems)}"
+
+
+def test_ssh_host_keys_strictly_checked(node: Node, facts_of: FactsOf, ssh_pool: SshPool, inventory: Inventory) -> None:
+    facts_of(node.name)  # connected (and so verified) during the facts round trip
+    assert inventory.ssh.strict_host_keys, (
+        f"{inventory.source}: ssh.strict_host_keys is false: host keys are accepted unverified, so anybody on the "
+        "path can impersonate a node"
+    )
+    unverified = [h for h in ssh_pool.unverified_hosts if h in (node.host, f"[{node.host}]:{node.port}")]
+    assert not unverified, f"{node.name}: host key accepted without a known_hosts entry ({', '.join(unverified)})"

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from clusterproof.s3 import IssuerError, TempCredential
+from clusterproof.s3.cleanup import temp_ids
 from clusterproof.s3.matrix import ALLOW, DENY, attempt
-from fixtures.s3 import temp_ids
 
 PARALLEL = 20
 

@@ -15,7 +15,7 @@ from clusterproof.s3 import CredentialIssuer, TempCredential
 from clusterproof.s3.matrix import ALLOW, DENY, attempt, wait_until_denied
 
 #: The shortest TTL per kind. STS cannot go below RGW's rgw_sts_min_session_duration (the sandbox sets 5 s).
-SHORT_TTL = {"rgw-user": 2, "http": 2, "sts": 5}
+SHORT_TTL = {"rgw-user": 4, "http": 4, "sts": 5}
 #: How long after its expiry a credential may still work: clock skew between here and RGW, request latency.
 EXPIRY_MARGIN = timedelta(seconds=5)
 

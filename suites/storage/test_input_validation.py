@@ -8,7 +8,7 @@ import secrets
 
 import pytest
 
-from fixtures.s3 import temp_ids
+from clusterproof.s3.cleanup import temp_ids
 
 BAD_PREFIXES = {
     "star": "da*ta/", "question-mark": "da?ta/", "dollar": "data$/", "policy-variable": "${aws:username}/",

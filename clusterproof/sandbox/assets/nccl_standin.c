@@ -361,7 +361,7 @@ int main(int argc, char **argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &nranks);
   gethostname(host, sizeof host - 1);
-  if (root < 0 || root >= nranks) {
+  if (coll == BROADCAST && (root < 0 || root >= nranks)) {
     if (rank == 0) fprintf(stderr, "%s: -r %d is not a rank (0..%d)\n", prog, root, nranks - 1);
     MPI_Finalize();
     return EXIT_INVALID_USAGE;
