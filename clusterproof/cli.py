@@ -170,19 +170,15 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     elif args.action == "fault":
         sbx = cluster.SandboxCluster.from_state(state_dir)
         kind, node = args.kind, args.node
-        if kind == "slow-link":
-            faults.slow_link(sbx, node, rate=args.rate, delay=args.delay)
-        elif kind == "clear-slow-link":
-            faults.clear_slow_link(sbx, node)
-        elif kind == "break-gids":
-            faults.break_gid_table(sbx, node, mode=args.mode)
-        elif kind == "restore-gids":
-            faults.restore_gid_table(sbx, node)
-        elif kind == "stop-sshd":
-            faults.stop_sshd(sbx, node)
-        elif kind == "start-sshd":
-            faults.start_sshd(sbx, node)
-        print(f"{node}: {kind} done")
+        actions = {
+            "slow-link": lambda: faults.slow_link(sbx, node, rate=args.rate, delay=args.delay),
+            "clear-slow-link": lambda: faults.clear_slow_link(sbx, node),
+            "break-gids": lambda: faults.break_gid_table(sbx, node, mode=args.mode),
+            "restore-gids": lambda: faults.restore_gid_table(sbx, node),
+            "stop-sshd": lambda: faults.stop_sshd(sbx, node),
+            "start-sshd": lambda: faults.start_sshd(sbx, node),
+        }
+        print(actions[kind]())  # each fault says what it actually applied
     return 0
 
 
@@ -242,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd"])
     fault.add_argument("node")
     fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
-    fault.add_argument("--rate", default="20mbit")
-    fault.add_argument("--delay", default="5ms")
+    fault.add_argument("--rate", default="160mbit", help="slow-link rate (tc); 160mbit is ~0.02 GB/s")
+    fault.add_argument("--delay", default="1ms", help="slow-link delay (needs netem in the kernel)")
     sb.set_defaults(func=_cmd_sandbox)
 
     demo = sub.add_parser("demo", help="sandbox up, every suite, reports/latest/, sandbox down")

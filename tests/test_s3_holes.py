@@ -3,11 +3,14 @@ passes it. Runs the whole matrix (read-write) against a real RGW."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from clusterproof.s3 import RgwUserIssuer
+from clusterproof.s3 import RgwAdminSession, RgwUserIssuer
 from clusterproof.s3.holes import WeakenedRgwUserIssuer, find_holes
 from clusterproof.s3.matrix import Layout
+from clusterproof.sandbox.rgw import RgwInfo
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 
@@ -18,7 +21,7 @@ from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
     ("list-without-prefix-condition", ["whole bucket listable without a prefix: ListBucket lacks the s3:prefix condition",
                                        "sibling prefix data2/ listable: grant leaks beyond data/"]),
 ])
-def test_s3_weakened_grant_fails_with_the_hole_named(rgw, rgw_admin, rgw_bucket, weakening, must_name):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_weakened_grant_fails_with_the_hole_named(rgw: RgwInfo, rgw_admin: RgwAdminSession, rgw_bucket: Callable[[], str], weakening: str, must_name: list[str]) -> None:  # noqa: F811
     issuer = WeakenedRgwUserIssuer(rgw.endpoint, rgw.admin_access_key, rgw.admin_secret_key, weakening=weakening)
     found = find_holes(issuer, rgw.endpoint, rgw_admin.s3, Layout(rgw_bucket(), rgw_bucket()), "holes")
     text = "\n".join(found)
@@ -28,6 +31,6 @@ def test_s3_weakened_grant_fails_with_the_hole_named(rgw, rgw_admin, rgw_bucket,
         assert all("listable" in v for v in found), text
 
 
-def test_s3_real_grant_has_no_holes(rgw, rgw_admin, rgw_bucket):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_real_grant_has_no_holes(rgw: RgwInfo, rgw_admin: RgwAdminSession, rgw_bucket: Callable[[], str]) -> None:  # noqa: F811
     issuer = RgwUserIssuer(rgw.endpoint, rgw.admin_access_key, rgw.admin_secret_key)
     assert find_holes(issuer, rgw.endpoint, rgw_admin.s3, Layout(rgw_bucket(), rgw_bucket()), "tight") == []

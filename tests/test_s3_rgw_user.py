@@ -4,30 +4,41 @@ on bad input, the bucket owner's access, and both grant styles (with the bucket-
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 import pytest
 
 from clusterproof.redact import REDACTOR
-from clusterproof.s3 import RgwUserIssuer, decode_uid, policy, s3_client
+from clusterproof.s3 import (
+    RgwAdminSession,
+    RgwUserIssuer,
+    TempCredential,
+    decode_uid,
+    policy,
+    s3_client,
+)
 from clusterproof.s3.cleanup import temp_ids
 from clusterproof.s3.matrix import ALLOW, DENY, attempt
+from clusterproof.sandbox.rgw import RgwInfo
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 
 @pytest.fixture(params=["user-policy", "bucket-policy"])
-def issuer(request, rgw):  # type: ignore[no-untyped-def]  # noqa: F811
+def issuer(request: pytest.FixtureRequest, rgw: RgwInfo) -> RgwUserIssuer:  # noqa: F811
     """Yields: an RgwUserIssuer of each grant style on the test RGW. Scope: function."""
     return RgwUserIssuer(rgw.endpoint, rgw.admin_access_key, rgw.admin_secret_key, grant_style=request.param)
 
 
-def _works(endpoint: str, cred, key: str) -> str:  # type: ignore[no-untyped-def]
+def _works(endpoint: str, cred: TempCredential, key: str) -> str:
     c = s3_client(endpoint, **cred.client_kwargs())
     return attempt(lambda: c.put_object(Bucket=cred.bucket, Key=key, Body=b"x")).observed
 
 
-def test_s3_rgw_user_credential_scoped_and_revocable(issuer, rgw, rgw_bucket):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_rgw_user_credential_scoped_and_revocable(issuer: RgwUserIssuer, rgw: RgwInfo, rgw_bucket: Callable[[], str]) -> None:  # noqa: F811
     bucket = rgw_bucket()
     before = datetime.now(UTC).replace(microsecond=0)
     cred = issuer.issue("acme", bucket, "data", 600)
@@ -43,14 +54,14 @@ def test_s3_rgw_user_credential_scoped_and_revocable(issuer, rgw, rgw_bucket):  
     issuer.revoke(cred)  # twice is fine
 
 
-def test_s3_rgw_user_cannot_create_buckets(issuer, rgw, rgw_bucket):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_rgw_user_cannot_create_buckets(issuer: RgwUserIssuer, rgw: RgwInfo, rgw_bucket: Callable[[], str]) -> None:  # noqa: F811
     cred = issuer.issue("acme", rgw_bucket(), "data/", 600)
     c = s3_client(rgw.endpoint, **cred.client_kwargs())
     assert attempt(lambda: c.create_bucket(Bucket=f"{cred.bucket}-own")).observed == DENY
     issuer.revoke(cred)
 
 
-def test_s3_rgw_user_reap_by_customer_and_time(issuer, rgw, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_rgw_user_reap_by_customer_and_time(issuer: RgwUserIssuer, rgw: RgwInfo, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     bucket = rgw_bucket()
     short = issuer.issue("reapme", bucket, "a/", 60)
     long = issuer.issue("reapme", bucket, "b/", 3600)
@@ -70,8 +81,8 @@ def test_s3_rgw_user_reap_by_customer_and_time(issuer, rgw, rgw_bucket, rgw_admi
     {"prefix": "da*ta"}, {"prefix": "../x"}, {"customer": "acme_corp"}, {"ttl_seconds": 0},
     {"ttl_seconds": 604801}, {"bucket": "cpt-does-not-exist"}, {"permission": "admin-read-write"},
 ])
-def test_s3_rgw_user_bad_input_creates_nothing(issuer, rgw_bucket, rgw_admin, bad):  # type: ignore[no-untyped-def]  # noqa: F811
-    args = {"customer": "badin", "bucket": rgw_bucket(), "prefix": "data/", "ttl_seconds": 60,
+def test_s3_rgw_user_bad_input_creates_nothing(issuer: RgwUserIssuer, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession, bad: dict[str, Any]) -> None:  # noqa: F811
+    args: dict[str, Any] = {"customer": "badin", "bucket": rgw_bucket(), "prefix": "data/", "ttl_seconds": 60,
             "permission": "object-read-write"} | bad
     users_before = set(rgw_admin.user_ids())
     with pytest.raises(ValueError):
@@ -79,7 +90,7 @@ def test_s3_rgw_user_bad_input_creates_nothing(issuer, rgw_bucket, rgw_admin, ba
     assert set(rgw_admin.user_ids()) == users_before
 
 
-def test_s3_rgw_user_objects_stay_readable_by_bucket_owner(issuer, rgw, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_rgw_user_objects_stay_readable_by_bucket_owner(issuer: RgwUserIssuer, rgw: RgwInfo, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     cred = issuer.issue("acme", rgw_bucket(), "data/", 600)
     assert _works(rgw.endpoint, cred, "data/by-temp") == ALLOW
     issuer.revoke(cred)
@@ -89,7 +100,7 @@ def test_s3_rgw_user_objects_stay_readable_by_bucket_owner(issuer, rgw, rgw_buck
     assert {policy.OWNER_SID, policy.ANONYMOUS_SID} <= sids
 
 
-def test_s3_bucket_policy_naive_read_modify_write_loses_a_grant(rgw, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_bucket_policy_naive_read_modify_write_loses_a_grant(rgw: RgwInfo, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     """Two writers read the same policy, each adds its user, both write: the first user's grant is gone.
     This is the interleaving the issuer's lock and read-back loop exist to prevent."""
     bucket = rgw_bucket()
@@ -107,21 +118,21 @@ def test_s3_bucket_policy_naive_read_modify_write_loses_a_grant(rgw, rgw_bucket,
         outcome = {}
         for who, (_, keys) in users.items():
             c = s3_client(rgw.endpoint, *keys)
-            outcome[who] = attempt(lambda c=c: c.put_object(Bucket=bucket, Key="data/x", Body=b"x")).observed
+            outcome[who] = attempt(partial(c.put_object, Bucket=bucket, Key="data/x", Body=b"x")).observed
         assert outcome == {"first": DENY, "second": ALLOW}, f"naive read-modify-write: {outcome}"
     finally:
         for uid, _ in users.values():
             rgw_admin.delete_user(uid)
 
 
-def test_s3_bucket_policy_issuer_keeps_every_grant_under_parallel_issuance(rgw, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_bucket_policy_issuer_keeps_every_grant_under_parallel_issuance(rgw: RgwInfo, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     """Same race, through the issuer: its per-bucket lock and read-back loop keep all 12 grants (this protects
     writers in one process only; separate processes have no If-Match to rely on)."""
     issuer = RgwUserIssuer(rgw.endpoint, rgw.admin_access_key, rgw.admin_secret_key, grant_style="bucket-policy")
     bucket = rgw_bucket()
     start = threading.Barrier(12)
 
-    def issue(i: int):  # type: ignore[no-untyped-def]
+    def issue(i: int) -> TempCredential:
         start.wait()
         return issuer.issue("race", bucket, f"p{i}/", 600)
 

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
 
-from clusterproof.s3 import HttpIssuer, RgwUserIssuer, s3_client
+from clusterproof.s3 import HttpIssuer, RgwAdminSession, RgwUserIssuer, s3_client
 from clusterproof.s3.cleanup import temp_ids
 from clusterproof.s3.matrix import ALLOW, DENY, attempt
 from clusterproof.s3.service import RunningService, create_app, start_in_thread
+from clusterproof.sandbox.rgw import RgwInfo
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 TOKEN = "test-token-" + secrets.token_hex(8)
 
 
 @pytest.fixture(scope="module")
-def service(rgw) -> Iterator[RunningService]:  # type: ignore[no-untyped-def]  # noqa: F811
+def service(rgw: RgwInfo) -> Iterator[RunningService]:  # noqa: F811
     """Yields: the service on a free port, in a thread of this process. Scope: module. Cleans up: stops it."""
     issuer = RgwUserIssuer(rgw.endpoint, rgw.admin_access_key, rgw.admin_secret_key)
     running = start_in_thread(create_app(issuer, TOKEN))
@@ -30,7 +32,7 @@ def _url(service: RunningService, customer: str, tail: str = "") -> str:
     return f"{service.url}/client/v4/accounts/{customer}/r2/temp-access-credentials{tail}"
 
 
-def test_s3_service_answers_in_r2_shape(service, rgw, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_service_answers_in_r2_shape(service: RunningService, rgw: RgwInfo, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     bucket = rgw_bucket()
     resp = requests.post(_url(service, "svc-acme"), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
                          json={"bucket": bucket, "prefixes": ["data"], "permission": "object-read-write", "ttlSeconds": 600})
@@ -47,7 +49,7 @@ def test_s3_service_answers_in_r2_shape(service, rgw, rgw_bucket, rgw_admin):  #
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}"])
-def test_s3_service_refuses_wrong_token(service, rgw_bucket, rgw_admin, header):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_service_refuses_wrong_token(service: RunningService, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession, header: str | None) -> None:  # noqa: F811
     headers = {"Authorization": header} if header else {}
     resp = requests.post(_url(service, "svc-auth"), headers=headers, timeout=30,
                          json={"bucket": rgw_bucket(), "prefixes": ["data/"], "permission": "object-read-only", "ttlSeconds": 60})
@@ -61,7 +63,7 @@ def test_s3_service_refuses_wrong_token(service, rgw_bucket, rgw_admin, header):
     ({"permission": "admin-read-write"}, "permission"), ({"bucket": "cpt-missing-bucket"}, "does not exist"),
     ({"objects": ["data/x"]}, "objects"), ({"surprise": 1}, "unknown field"),
 ])
-def test_s3_service_bad_request_is_400_and_creates_nothing(service, rgw_bucket, rgw_admin, body, complaint):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_service_bad_request_is_400_and_creates_nothing(service: RunningService, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession, body: dict[str, Any], complaint: str) -> None:  # noqa: F811
     request = {"bucket": rgw_bucket(), "prefixes": ["data/"], "permission": "object-read-only", "ttlSeconds": 60} | body
     resp = requests.post(_url(service, "svc-bad"), headers={"Authorization": f"Bearer {TOKEN}"}, json=request, timeout=30)
     payload = resp.json()
@@ -70,7 +72,7 @@ def test_s3_service_bad_request_is_400_and_creates_nothing(service, rgw_bucket, 
     assert temp_ids(rgw_admin, "svc-bad") == []
 
 
-def test_s3_service_revoke_only_within_the_customer(service, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_service_revoke_only_within_the_customer(service: RunningService, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     issuer = HttpIssuer(service.url, TOKEN)
     cred = issuer.issue("svc-owner", rgw_bucket(), "data/", 600)
     other = requests.delete(_url(service, "svc-thief", f"/{cred.id}"), headers={"Authorization": f"Bearer {TOKEN}"},
@@ -80,7 +82,7 @@ def test_s3_service_revoke_only_within_the_customer(service, rgw_bucket, rgw_adm
     assert temp_ids(rgw_admin, "svc-owner") == []
 
 
-def test_s3_http_issuer_issue_reap_and_errors(service, rgw, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_http_issuer_issue_reap_and_errors(service: RunningService, rgw: RgwInfo, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     issuer = HttpIssuer(service.url, TOKEN)
     bucket = rgw_bucket()
     cred = issuer.issue("svc-reap", bucket, "data", 600)

@@ -3,18 +3,25 @@ immediate revoke, reap of expired roles, the TTL limits, and the session-policy 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clusterproof.s3 import StsIssuer, decode_role_name, s3_client
+from clusterproof.s3 import (
+    RgwAdminSession,
+    StsIssuer,
+    decode_role_name,
+    s3_client,
+)
 from clusterproof.s3.cleanup import temp_ids
 from clusterproof.s3.matrix import ALLOW, DENY, attempt
+from clusterproof.sandbox.rgw import RgwInfo
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 
 @pytest.fixture
-def sts(rgw):  # type: ignore[no-untyped-def]  # noqa: F811
+def sts(rgw: RgwInfo) -> Iterator[StsIssuer]:  # noqa: F811
     """Yields: a StsIssuer with its own assumer user. Scope: function. Cleans up: its roles and the assumer."""
     issuer = StsIssuer(rgw.endpoint, rgw.admin_access_key, rgw.admin_secret_key, assumer_uid="cpt-test-assumer")
     yield issuer
@@ -22,7 +29,7 @@ def sts(rgw):  # type: ignore[no-untyped-def]  # noqa: F811
     issuer.remove_assumer()
 
 
-def test_s3_sts_credential_scoped_and_revocable(sts, rgw, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_sts_credential_scoped_and_revocable(sts: StsIssuer, rgw: RgwInfo, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     bucket = rgw_bucket()
     cred = sts.issue("sts-acme", bucket, "data", 900, "object-read-only")
     assert cred.session_token and decode_role_name(cred.id).customer == "sts-acme"  # type: ignore[union-attr]
@@ -41,7 +48,7 @@ def test_s3_sts_credential_scoped_and_revocable(sts, rgw, rgw_bucket, rgw_admin)
     assert temp_ids(rgw_admin, "sts-acme") == []
 
 
-def test_s3_sts_reap_removes_expired_roles_only(sts, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_sts_reap_removes_expired_roles_only(sts: StsIssuer, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     bucket = rgw_bucket()
     short = sts.issue("sts-reap", bucket, "a/", 900)
     long = sts.issue("sts-reap", bucket, "b/", 3600)
@@ -53,13 +60,13 @@ def test_s3_sts_reap_removes_expired_roles_only(sts, rgw_bucket, rgw_admin):  # 
 
 
 @pytest.mark.parametrize("ttl", [0, -1, 43201])
-def test_s3_sts_ttl_outside_limits_refused(sts, rgw_bucket, rgw_admin, ttl):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_sts_ttl_outside_limits_refused(sts: StsIssuer, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession, ttl: int) -> None:  # noqa: F811
     with pytest.raises(ValueError, match="ttl_seconds"):
         sts.issue("sts-bad", rgw_bucket(), "data/", ttl)
     assert temp_ids(rgw_admin, "sts-bad") == []
 
 
-def test_s3_sts_ttl_below_rgw_minimum_refused_and_role_removed(sts, rgw_bucket, rgw_admin):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_sts_ttl_below_rgw_minimum_refused_and_role_removed(sts: StsIssuer, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     """The test RGW's rgw_sts_min_session_duration is 5 s: RGW itself refuses 3 s, and the role is rolled back."""
     with pytest.raises(ValueError, match="session duration"):
         sts.issue("sts-min", rgw_bucket(), "data/", 3)
@@ -67,7 +74,7 @@ def test_s3_sts_ttl_below_rgw_minimum_refused_and_role_removed(sts, rgw_bucket, 
 
 
 @pytest.mark.parametrize("session_policy, expected", [(True, DENY), (False, ALLOW)])
-def test_s3_sts_multi_delete_with_and_without_session_policy(rgw, rgw_bucket, rgw_admin, session_policy, expected):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_s3_sts_multi_delete_with_and_without_session_policy(rgw: RgwInfo, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession, session_policy: bool, expected: str) -> None:  # noqa: F811
     """Measured RGW 16.2 deviation: any session policy makes every key of DeleteObjects AccessDenied. Without one
     (the per-credential role policy still scopes the session) it works, and keys outside stay protected."""
     issuer = StsIssuer(rgw.endpoint, rgw.admin_access_key, rgw.admin_secret_key, assumer_uid="cpt-test-assumer2",

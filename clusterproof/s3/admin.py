@@ -76,7 +76,6 @@ class RgwAdminSession:
         self.s3 = self.client("s3")
         self.iam = self.client("iam")
         self._owner_clients: dict[str, Any] = {}
-        self._guarded: set[str] = set()
         self._lock = threading.Lock()
         self._uid: str | None = None
 
@@ -227,12 +226,13 @@ class RgwAdminSession:
             raise IssuerError(f"{self.endpoint}: get bucket {bucket}: {redact(str(e))}") from None
         return str(info["owner"])
 
-    def owner_s3(self, bucket: str) -> Any:
+    def owner_s3(self, bucket: str, owner: str | None = None) -> Any:
         """An S3 client acting as the owner of ``bucket`` (bucket policies can only be set by the owner).
 
-        The admin reads the owner's key through the admin API when the owner is another user.
+        The admin reads the owner's key through the admin API when the owner is another user. ``owner`` saves
+        the lookup when the caller already knows it.
         """
-        owner = self.bucket_owner(bucket)
+        owner = owner or self.bucket_owner(bucket)
         if owner is None:
             raise IssuerError(f"{self.endpoint}: bucket {bucket} does not exist")
         if owner == self.uid:
@@ -261,7 +261,7 @@ class RgwAdminSession:
 
     def update_bucket_policy(
         self, bucket: str, change: Callable[[dict[str, Any] | None], dict[str, Any]],
-        applied: Callable[[dict[str, Any] | None], bool], attempts: int = 8,
+        applied: Callable[[dict[str, Any] | None], bool], attempts: int = 8, owner: str | None = None,
     ) -> None:
         """Read-modify-write the bucket policy: ``change`` maps the current policy to the new one, ``applied`` says
         whether a policy read back contains our change.
@@ -273,7 +273,7 @@ class RgwAdminSession:
         Raises:
             IssuerError: the change did not stick after ``attempts`` tries, or RGW refused the policy.
         """
-        s3 = self.owner_s3(bucket)
+        s3 = self.owner_s3(bucket, owner)
         with _policy_lock(self.endpoint, bucket):
             for attempt in range(attempts):
                 current = self.bucket_policy(bucket, s3)
@@ -292,12 +292,10 @@ class RgwAdminSession:
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise IssuerError(f"{self.endpoint}: bucket {bucket}: policy change lost to concurrent writers {attempts} times")
 
-    def ensure_bucket_guard(self, bucket: str, deny_anonymous_reads: bool = True) -> None:
+    def ensure_bucket_guard(self, bucket: str, deny_anonymous_reads: bool = True, owner: str | None = None) -> None:
         """Make sure the bucket policy lets the owner read temporary users' objects (and, by default, denies
-        anonymous reads). Done once per bucket and session."""
-        if bucket in self._guarded:
-            return
-        owner = self.bucket_owner(bucket)
+        anonymous reads). Checked on every call (one GET when present): a bucket may have been recreated."""
+        owner = owner or self.bucket_owner(bucket)
         if owner is None:
             raise IssuerError(f"{self.endpoint}: bucket {bucket} does not exist")
         wanted = [policy.owner_access_statement(bucket, owner)]
@@ -308,8 +306,7 @@ class RgwAdminSession:
             present = (doc or {}).get("Statement", [])
             return all(w in present for w in wanted)
 
-        self.update_bucket_policy(bucket, lambda doc: policy.with_statements(doc, wanted), applied)
-        self._guarded.add(bucket)
+        self.update_bucket_policy(bucket, lambda doc: policy.with_statements(doc, wanted), applied, owner=owner)
 
     # --- plumbing ---------------------------------------------------------------------------------------
 

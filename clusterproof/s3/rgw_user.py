@@ -79,9 +79,10 @@ class RgwUserIssuer:
         prefix = normalise_prefix(prefix)
         permission = validate_permission(permission)
         ttl_seconds = validate_ttl(ttl_seconds, self.max_ttl_seconds, self.kind)
-        if self.admin.bucket_owner(bucket) is None:
+        owner = self.admin.bucket_owner(bucket)
+        if owner is None:
             raise ValueError(f"bucket {bucket!r}: does not exist on {self.endpoint}")
-        self.admin.ensure_bucket_guard(bucket, self.deny_anonymous_reads)
+        self.admin.ensure_bucket_guard(bucket, self.deny_anonymous_reads, owner)
         expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl_seconds)
         name = new_name(customer, int(expires_at.timestamp()))
         uid = name.uid()

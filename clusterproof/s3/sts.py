@@ -91,9 +91,10 @@ class StsIssuer:
         prefix = normalise_prefix(prefix)
         permission = validate_permission(permission)
         ttl_seconds = validate_ttl(ttl_seconds, self.max_ttl_seconds, self.kind)
-        if self.admin.bucket_owner(bucket) is None:
+        owner = self.admin.bucket_owner(bucket)
+        if owner is None:
             raise ValueError(f"bucket {bucket!r}: does not exist on {self.endpoint}")
-        self.admin.ensure_bucket_guard(bucket, self.deny_anonymous_reads)
+        self.admin.ensure_bucket_guard(bucket, self.deny_anonymous_reads, owner)
         sts = self._assumer_sts()
         # One second of slack: the role's expiry must not come before the session's (reaping the role would
         # revoke a session that is still valid), and RGW starts the clock a little after we read ours.

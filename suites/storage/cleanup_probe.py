@@ -8,6 +8,9 @@ import os
 
 import pytest
 
+from clusterproof.s3 import CredentialIssuer
+from fixtures.s3 import Connect
+
 PROBE_ENV = "CP_S3_CLEANUP_PROBE_OUT"
 pytestmark = pytest.mark.skipif(not os.environ.get(PROBE_ENV), reason="run by test_cleanup.py only")
 
@@ -17,7 +20,7 @@ def _note(*words: str) -> None:
         fh.write(" ".join(words) + "\n")
 
 
-def _leave_things(issuer, bucket, customer, connect) -> None:  # type: ignore[no-untyped-def]
+def _leave_things(issuer: CredentialIssuer, bucket: str, customer: str, connect: Connect) -> None:
     _note("bucket", bucket)
     for permission in ("object-read-write", "object-read-only"):
         cred = issuer.issue(customer, bucket, "data/", 600, permission)
@@ -27,10 +30,10 @@ def _leave_things(issuer, bucket, customer, connect) -> None:  # type: ignore[no
             connect(cred).create_multipart_upload(Bucket=bucket, Key="data/unfinished-upload")
 
 
-def test_probe_passes_and_leaves_resources(s3_issuer, s3_bucket, s3_customer, s3_connect):  # type: ignore[no-untyped-def]
+def test_probe_passes_and_leaves_resources(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str, s3_connect: Connect) -> None:
     _leave_things(s3_issuer, s3_bucket, s3_customer, s3_connect)
 
 
-def test_probe_fails_midway(s3_issuer, s3_bucket, s3_customer, s3_connect):  # type: ignore[no-untyped-def]
+def test_probe_fails_midway(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str, s3_connect: Connect) -> None:
     _leave_things(s3_issuer, s3_bucket, s3_customer, s3_connect)
     raise AssertionError("deliberate failure midway, with credentials and objects left for the fixtures")

@@ -9,7 +9,7 @@ disturb each other, and each xdist worker builds its own credential and buckets.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -34,7 +34,7 @@ def permission(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def grant(s3_issuer: CredentialIssuer, permission: str, s3_buckets, s3_admin: RgwAdminSession,  # type: ignore[no-untyped-def]
+def grant(s3_issuer: CredentialIssuer, permission: str, s3_buckets, s3_admin: RgwAdminSession,
           s3_tag: str, storage) -> Iterator[Grant]:
     """Yields: a credential on ``<bucket>/data/`` plus another bucket, both seeded. Scope: module.
     Cleans up: revokes the credential and deletes both buckets."""
@@ -55,7 +55,7 @@ def grant(s3_issuer: CredentialIssuer, permission: str, s3_buckets, s3_admin: Rg
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_s3_access_matrix(grant: Grant, case: Case, s3_record) -> None:  # type: ignore[no-untyped-def]
+def test_s3_access_matrix(grant: Grant, case: Case, s3_record: Callable[..., None]) -> None:
     observation = run_case(case, grant.actors, grant.layout)
     result = CaseResult(case, grant.permission, observation, grant.layout)
     s3_record(issuer=grant.kind, permission=grant.permission, operation=case.op, where=case.where,

@@ -11,13 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from clusterproof.inventory import StorageSettings
+from clusterproof.s3 import RgwAdminSession
 from clusterproof.s3.cleanup import temp_ids
 from fixtures.s3 import TAG_ENV, bucket_prefix
 
 PROBE = Path(__file__).with_name("cleanup_probe.py")
 
 
-def test_s3_failed_test_leaves_nothing_behind(storage, s3_admin, pytestconfig, tmp_path):  # type: ignore[no-untyped-def]
+def test_s3_failed_test_leaves_nothing_behind(storage: StorageSettings, s3_admin: RgwAdminSession, pytestconfig: pytest.Config, tmp_path: Path) -> None:
     """One nested run for every issuer kind the inventory lists: per kind one passing and one failing test."""
     tag = f"cpt-{secrets.token_hex(4)}-c"
     notes = tmp_path / "probe.txt"

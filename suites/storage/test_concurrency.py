@@ -7,14 +7,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from clusterproof.s3 import IssuerError, TempCredential
+from clusterproof.s3 import CredentialIssuer, IssuerError, RgwAdminSession, TempCredential
 from clusterproof.s3.cleanup import temp_ids
 from clusterproof.s3.matrix import ALLOW, DENY, attempt
+from fixtures.s3 import Connect
 
 PARALLEL = 20
 
 
-def test_s3_parallel_issuance_all_credentials_work(s3_issuer, s3_bucket, s3_customer, s3_connect):  # type: ignore[no-untyped-def]
+def test_s3_parallel_issuance_all_credentials_work(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str, s3_connect: Connect) -> None:
     prefixes = [f"p{i:02d}/" for i in range(PARALLEL)]
     with ThreadPoolExecutor(PARALLEL) as pool:
         creds = list(pool.map(lambda p: s3_issuer.issue(s3_customer, s3_bucket, p, 600), prefixes))
@@ -40,7 +41,7 @@ def test_s3_parallel_issuance_all_credentials_work(s3_issuer, s3_bucket, s3_cust
         s3_issuer.revoke(cred)
 
 
-def test_s3_parallel_reap_and_issue_leave_no_orphan(s3_issuer, s3_bucket, s3_customer, s3_admin):  # type: ignore[no-untyped-def]
+def test_s3_parallel_reap_and_issue_leave_no_orphan(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str, s3_admin: RgwAdminSession) -> None:
     """Short-lived credentials are issued while a reaper keeps running: a reaper may delete a user the issuer is
     still setting up. Either way, no temporary user or role may remain without its policy."""
     ttl = 5 if s3_issuer.kind == "sts" else 1
@@ -72,7 +73,7 @@ def test_s3_parallel_reap_and_issue_leave_no_orphan(s3_issuer, s3_bucket, s3_cus
     assert not left, f"after a full reap these remain: {left} (outcomes: {outcomes})"
 
 
-def _has_policy(admin, ident: str) -> bool:  # type: ignore[no-untyped-def]
+def _has_policy(admin: RgwAdminSession, ident: str) -> bool:
     try:
         if "." in ident:  # roles are cptmp.<customer>.<epoch>.<nonce>
             return bool(admin.iam.list_role_policies(RoleName=ident).get("PolicyNames"))

@@ -6,13 +6,16 @@ once, even when two reapers run at the same time.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
 from clusterproof.s3 import CredentialIssuer, TempCredential
 from clusterproof.s3.matrix import ALLOW, DENY, attempt, wait_until_denied
+from fixtures.s3 import Connect
 
 #: The shortest TTL per kind. STS cannot go below RGW's rgw_sts_min_session_duration (the sandbox sets 5 s).
 SHORT_TTL = {"rgw-user": 4, "http": 4, "sts": 5}
@@ -39,7 +42,7 @@ def sleep_past(moment: datetime) -> None:
         time.sleep(remaining)
 
 
-def test_s3_credential_refused_after_expiry_without_reaper(s3_issuer, s3_bucket, s3_customer, s3_connect, s3_record):  # type: ignore[no-untyped-def]
+def test_s3_credential_refused_after_expiry_without_reaper(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str, s3_connect: Connect, s3_record: Callable[..., None]) -> None:
     """No reaper runs here: the policy's expiry Deny (rgw-user, http) or the session's own end (sts) must do it.
     The probe reads an object the credential wrote itself: RGW's owner fallback would otherwise still allow it."""
     cred = issue_short(s3_issuer, s3_customer, s3_bucket)
@@ -56,7 +59,7 @@ def test_s3_credential_refused_after_expiry_without_reaper(s3_issuer, s3_bucket,
     assert at >= cred.expires_at - timedelta(seconds=2), f"refused at {at.isoformat()}, before its expiry {cred.expires_at.isoformat()}"
 
 
-def test_s3_reap_deletes_expired_and_spares_the_rest(s3_issuer, s3_bucket, s3_customer, s3_tag, s3_connect):  # type: ignore[no-untyped-def]
+def test_s3_reap_deletes_expired_and_spares_the_rest(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str, s3_tag: str, s3_connect: Connect) -> None:
     expired = issue_short(s3_issuer, s3_customer, s3_bucket)
     lookalike_customer = f"{s3_customer}-corp"  # shares the text "<customer>" as a prefix
     lookalike = issue_short(s3_issuer, lookalike_customer, s3_bucket)
@@ -71,14 +74,14 @@ def test_s3_reap_deletes_expired_and_spares_the_rest(s3_issuer, s3_bucket, s3_cu
     assert same_customer_alive.id not in deleted and lookalike.id not in deleted, f"reap deleted too much: {deleted}"
     for cred, expected in ((expired, DENY), (same_customer_alive, ALLOW), (other_alive, ALLOW)):
         c = s3_connect(cred)
-        obs = attempt(lambda c=c, cred=cred: c.list_objects_v2(Bucket=s3_bucket, Prefix=cred.prefix))
+        obs = attempt(partial(c.list_objects_v2, Bucket=s3_bucket, Prefix=cred.prefix))
         assert obs.observed == expected, f"{cred.customer} ({cred.id}) after the reap: {obs.detail}, expected {expected}"
     assert lookalike.id in s3_issuer.reap(lookalike_customer)
     for cred in (same_customer_alive, other_alive):
         s3_issuer.revoke(cred)
 
 
-def test_s3_reaper_idempotent_and_safe_twice_at_once(s3_issuer, s3_bucket, s3_customer):  # type: ignore[no-untyped-def]
+def test_s3_reaper_idempotent_and_safe_twice_at_once(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str) -> None:
     creds = [s3_issuer.issue(s3_customer, s3_bucket, f"p{i}/", 600) for i in range(3)]
     later = max(c.expires_at for c in creds) + timedelta(seconds=2)  # reap "as of" after their expiry
     with ThreadPoolExecutor(2) as pool:
@@ -89,7 +92,7 @@ def test_s3_reaper_idempotent_and_safe_twice_at_once(s3_issuer, s3_bucket, s3_cu
     assert s3_issuer.reap(s3_customer, later) == [], "a third reap found something left"
 
 
-def test_s3_revoked_credential_denied_on_next_request(s3_issuer, s3_bucket, s3_customer, s3_connect):  # type: ignore[no-untyped-def]
+def test_s3_revoked_credential_denied_on_next_request(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str, s3_connect: Connect) -> None:
     cred = s3_issuer.issue(s3_customer, s3_bucket, "data/", 600)
     client = s3_connect(cred)
     assert attempt(lambda: client.list_objects_v2(Bucket=s3_bucket, Prefix=cred.prefix)).observed == ALLOW
