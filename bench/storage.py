@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -86,11 +87,13 @@ def own_storage() -> Iterator[Path]:
 
 
 def run_suite(inventory: Path, workers: int) -> tuple[float, str]:
+    reports = tempfile.mkdtemp(prefix="cp-bench-reports-")  # the result parts go here, not into reports/
     cmd = [sys.executable, "-m", "pytest", "suites/storage", "--cluster", str(inventory), "-n", str(workers),
-           "-q", "-p", "no:cacheprovider", "--no-report"]
+           "-q", "-p", "no:cacheprovider", "--no-report", "--reports-dir", reports]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     elapsed = time.monotonic() - t0
+    shutil.rmtree(reports, ignore_errors=True)
     summary = next((line for line in reversed(proc.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
                    proc.stdout[-500:] + proc.stderr[-500:])
     return elapsed, summary.strip("= ")

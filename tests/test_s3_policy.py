@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from clusterproof.s3 import policy
 
 EXPIRY = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def _by_sid(doc: dict) -> dict:  # type: ignore[type-arg]
+def _by_sid(doc: dict[str, Any]) -> dict[str, Any]:
     return {s["Sid"]: s for s in doc["Statement"]}
 
 

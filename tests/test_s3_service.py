@@ -97,3 +97,9 @@ def test_s3_http_issuer_issue_reap_and_errors(service: RunningService, rgw: RgwI
     with pytest.raises(ValueError, match="customer"):
         issuer.issue("svc_reap", bucket, "data/", 600)
     assert temp_ids(rgw_admin, "svc-reap") == []
+
+
+def test_s3_service_missing_field_is_400(service: RunningService, rgw_bucket: Callable[[], str]) -> None:
+    resp = requests.post(_url(service, "svc-missing"), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
+                         json={"bucket": rgw_bucket(), "prefixes": ["data/"], "permission": "object-read-only"})
+    assert resp.status_code == 400 and "missing field(s): ttlSeconds" in resp.json()["errors"][0]["message"]

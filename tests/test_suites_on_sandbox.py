@@ -89,9 +89,9 @@ def test_broken_gid_table_names_the_node(sandbox: Sandbox) -> None:
     finally:
         faults.restore_gid_table(sandbox.cluster, "node02")
     assert res.returncode == 1, res.stdout[-4000:]
-    failed = [line for line in res.stdout.splitlines() if line.startswith("FAILED")]
-    assert any("test_rdma_gid_index_consistent" in line and "node02" in line for line in failed), res.stdout[-4000:]
-    assert "node02" in res.stdout and "index 3" in res.stdout, res.stdout[-4000:]
+    assert "FAILED suites/network/test_gids.py::test_rdma_gid_index_consistent" in res.stdout, res.stdout[-4000:]
+    assert "GID index 5 on 3 of 4 node(s); odd node(s): node02" in res.stdout, res.stdout[-4000:]
+    assert "--- node02: GID index 3" in res.stdout
 
     faults.break_gid_table(sandbox.cluster, "node03", mode="no_rocev2")
     try:

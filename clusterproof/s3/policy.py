@@ -1,9 +1,9 @@
 """IAM policy documents for prefix-scoped temporary credentials on RGW, and the deny rules that close its holes.
 
 The grant: object actions on ``arn:aws:s3:::<bucket>/<prefix>*`` (the prefix always ends with ``/``) and ListBucket
-on the bucket only with ``StringLike s3:prefix <prefix>*``. The denies, each measured on RGW 16.2 (see
-``docs`` in the suites): a temporary user *owns* what it writes, and RGW's ACL fallback lets an owner act on its
-objects where no policy Allow covers them, so an Allow-only policy is not enough:
+on the bucket only with ``StringLike s3:prefix <prefix>*``. The denies, each measured on RGW 16.2 and checked by
+the access matrix (``clusterproof.s3.matrix``): a temporary user *owns* what it writes, and RGW's ACL fallback
+lets an owner act on its objects where no policy Allow covers them, so an Allow-only policy is not enough:
 
 - ``cp-expired``: everything, once ``aws:CurrentTime`` is past the expiry; RGW enforces expiry without the reaper;
 - ``cp-outside-grant``: everything outside the bucket ARN and the prefix (ACL fallback, public or authenticated-read

@@ -30,7 +30,7 @@ from clusterproof.redact import REDACTOR, redact
 from clusterproof.s3 import names
 from clusterproof.s3.http import API_ROOT, GLOBAL_CLEANUP_PATH
 from clusterproof.s3.model import CredentialIssuer, IssuerError, TempCredential
-from clusterproof.s3.rgw_user import RgwUserIssuer
+from clusterproof.s3.rgw_user import GrantStyle, RgwUserIssuer
 
 ENDPOINT_ENV = "CP_RGW_ENDPOINT"
 ACCESS_KEY_ENV = "CP_RGW_ADMIN_ACCESS_KEY"
@@ -91,8 +91,8 @@ def create_app(issuer: CredentialIssuer, token: str) -> FastAPI:
     @app.post(_ACCOUNT_PATH, dependencies=[Depends(authorised)])
     def create(customer: str, body: dict[str, Any]) -> JSONResponse:
         prefix = _one_prefix(body)
-        cred = _issuer_call(lambda: issuer.issue(customer, body.get("bucket"), prefix,  # type: ignore[arg-type]
-                                                 body.get("ttlSeconds"), body.get("permission", "")))  # type: ignore[arg-type]
+        cred = _issuer_call(lambda: issuer.issue(customer, body["bucket"], prefix, body["ttlSeconds"],
+                                                 body["permission"]))
         return _envelope({
             "accessKeyId": cred.access_key_id,
             "secretAccessKey": cred.secret_access_key,
@@ -130,6 +130,9 @@ def _one_prefix(body: dict[str, Any]) -> str:
     unknown = set(body) - _ALLOWED_FIELDS
     if unknown:
         raise _ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    missing = {"bucket", "permission", "ttlSeconds"} - set(body)
+    if missing:
+        raise _ApiError(400, f"missing field(s): {', '.join(sorted(missing))}")
     if body.get("objects"):
         raise _ApiError(400, "objects: exact-key grants are not offered by this service; use prefixes")
     prefixes = body.get("prefixes")
@@ -200,7 +203,7 @@ def serve(host: str, port: int, issuer: CredentialIssuer, token: str) -> None:
     uvicorn.run(create_app(issuer, token), host=host, port=port, log_level="warning")
 
 
-def serve_from_env(host: str = "127.0.0.1", port: int = 8790, grant_style: str = "user-policy") -> None:
+def serve_from_env(host: str = "127.0.0.1", port: int = 8790, grant_style: GrantStyle = "user-policy") -> None:
     """Serve an RgwUserIssuer built from ``CP_RGW_ENDPOINT``, ``CP_RGW_ADMIN_ACCESS_KEY``,
     ``CP_RGW_ADMIN_SECRET_KEY`` with the bearer token ``CP_CREDENTIALS_TOKEN``, until interrupted.
 
@@ -213,7 +216,7 @@ def serve_from_env(host: str = "127.0.0.1", port: int = 8790, grant_style: str =
     if missing:
         raise ClusterproofError(f"serve-credentials: set {', '.join(missing)} in the environment")
     issuer = RgwUserIssuer(values[ENDPOINT_ENV], values[ACCESS_KEY_ENV], values[SECRET_KEY_ENV],
-                           grant_style=grant_style)  # type: ignore[arg-type]
+                           grant_style=grant_style)
     print(f"clusterproof: credential service for {values[ENDPOINT_ENV]} on http://{host}:{port}", file=sys.stderr)
     serve(host, port, issuer, values[TOKEN_ENV])
 

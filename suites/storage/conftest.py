@@ -19,7 +19,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(item, "callspec", None)
         if params is None or "case" not in params.params:
             continue
-        key = (params.params.get("s3_issuer"), params.params.get("permission"), params.params["case"].id)
-        reason = KNOWN_RGW_LIMITATIONS.get(key)  # type: ignore[arg-type]
+        key = (str(params.params.get("s3_issuer")), str(params.params.get("permission")), params.params["case"].id)
+        reason = KNOWN_RGW_LIMITATIONS.get(key)
         if reason:
             item.add_marker(pytest.mark.xfail(reason=f"known RGW limitation: {reason}", strict=True))

@@ -14,8 +14,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from clusterproof.s3 import PERMISSIONS, CredentialIssuer, RgwAdminSession, TempCredential, s3_client
+from clusterproof.inventory import StorageSettings
+from clusterproof.s3 import (
+    PERMISSIONS,
+    CredentialIssuer,
+    Permission,
+    RgwAdminSession,
+    TempCredential,
+    s3_client,
+    validate_permission,
+)
 from clusterproof.s3.matrix import CASES, Actors, Case, CaseResult, Layout, run_case, seed
+from fixtures.s3 import BucketFactory
 
 
 @dataclass(frozen=True)
@@ -28,18 +38,18 @@ class Grant:
 
 
 @pytest.fixture(scope="module", params=PERMISSIONS)
-def permission(request: pytest.FixtureRequest) -> str:
+def permission(request: pytest.FixtureRequest) -> Permission:
     """Yields: object-read-write, then object-read-only. Scope: module."""
-    return str(request.param)
+    return validate_permission(request.param)
 
 
 @pytest.fixture(scope="module")
-def grant(s3_issuer: CredentialIssuer, permission: str, s3_buckets, s3_admin: RgwAdminSession,
-          s3_tag: str, storage) -> Iterator[Grant]:
+def grant(s3_issuer: CredentialIssuer, permission: Permission, s3_buckets: BucketFactory,
+          s3_admin: RgwAdminSession, s3_tag: str, storage: StorageSettings) -> Iterator[Grant]:
     """Yields: a credential on ``<bucket>/data/`` plus another bucket, both seeded. Scope: module.
     Cleans up: revokes the credential and deletes both buckets."""
     layout = Layout(s3_buckets.create(), s3_buckets.create(), "data/")
-    cred = s3_issuer.issue(f"{s3_tag}-{secrets.token_hex(3)}", layout.bucket, "data", 1800, permission)  # type: ignore[arg-type]
+    cred = s3_issuer.issue(f"{s3_tag}-{secrets.token_hex(3)}", layout.bucket, "data", 1800, permission)
     try:
         seed(s3_admin.s3, layout)
         actors = Actors(

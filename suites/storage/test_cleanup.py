@@ -28,7 +28,7 @@ def test_s3_failed_test_leaves_nothing_behind(storage: StorageSettings, s3_admin
     env = {**os.environ, TAG_ENV: tag, "CP_S3_CLEANUP_PROBE_OUT": str(notes)}
     env.pop("PYTEST_XDIST_WORKER", None)
     cmd = [sys.executable, "-m", "pytest", str(PROBE), "--cluster", str(pytestconfig.getoption("--cluster")),
-           "--no-report", "-p", "no:cacheprovider", "-q"]
+           "--no-report", "--reports-dir", str(tmp_path / "reports"), "-p", "no:cacheprovider", "-q"]
     proc = subprocess.run(cmd, cwd=pytestconfig.rootpath, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout[-3000:] + proc.stderr[-2000:]
     kinds = [k for k in ("rgw-user", "sts", "http") if k in storage.issuers]
