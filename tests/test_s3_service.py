@@ -99,7 +99,7 @@ def test_s3_http_issuer_issue_reap_and_errors(service: RunningService, rgw: RgwI
     assert temp_ids(rgw_admin, "svc-reap") == []
 
 
-def test_s3_service_missing_field_is_400(service: RunningService, rgw_bucket: Callable[[], str]) -> None:
+def test_s3_service_missing_field_is_400(service: RunningService, rgw_bucket: Callable[[], str]) -> None:  # noqa: F811
     resp = requests.post(_url(service, "svc-missing"), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
                          json={"bucket": rgw_bucket(), "prefixes": ["data/"], "permission": "object-read-only"})
     assert resp.status_code == 400 and "missing field(s): ttlSeconds" in resp.json()["errors"][0]["message"]
