@@ -167,3 +167,22 @@ def test_timeout_kills_the_run_on_every_node(sandbox: Sandbox, tmp_path: Path) -
     assert res.returncode == 1
     assert "the run did not finish (timed out or was killed)" in res.stdout, res.stdout[-4000:]
     assert _marked_processes(sandbox) == {n.name: "" for n in sandbox.cluster.nodes}
+
+
+def test_runner_fetches_debug_files_and_leaves_nothing_behind(sandbox: Sandbox, tmp_path: Path) -> None:
+    from clusterproof.collective import CollectiveRunner
+    from clusterproof.inventory import load_inventory
+    from clusterproof.ssh import SshPool
+
+    inv = load_inventory(sandbox.inventory)
+    with SshPool.from_inventory(inv) as pool:
+        runner = CollectiveRunner(pool, inv, "e2e-runner", tmp_path / "logs", lock_dir=tmp_path)
+        res = runner.run("all_reduce", list(inv.nodes), extra_env={"NCCL_IB_GID_INDEX": "5"})
+        assert res.rc == 0 and res.run is not None and res.run.complete, res.log_text[-2000:]
+        assert res.log_path.read_text().startswith(f"# clusterproof job {res.job_id} on node01,node02,node03,node04")
+        # one NCCL_DEBUG_FILE per rank, fetched from the node that wrote it (%h = its hostname)
+        assert sorted(name.split("/")[0] for name in res.debug_files) == ["node01", "node02", "node03", "node04"]
+        assert all("NCCL_IB_GID_INDEX set by environment to 5" in text for text in res.debug_files.values())
+        leftovers = pool.run_all(f"ls -d /tmp/clusterproof-{res.job_id}* /tmp/clusterproof/e2e-runner/{res.job_id} 2>/dev/null; true")
+        assert {node: r.stdout.strip() for node, r in leftovers.items()} == {n.name: "" for n in inv.nodes}  # type: ignore[union-attr]
+    assert not res.cleanup_errors
