@@ -193,7 +193,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
     inventory = sandbox_up(args.nodes, state_dir)
     try:
-        rc = run_suites(inventory, args.pytest_args)
+        # Node and storage tests spread over the workers; fabric tests stay together on one (xdist_group).
+        rc = run_suites(inventory, args.pytest_args or ["-n", "auto"])
     finally:
         if not args.keep:
             sandbox_down(state_dir)

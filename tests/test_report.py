@@ -385,3 +385,18 @@ def test_transport_rows_without_nccl_data_are_not_evidence(tmp_path: Path) -> No
     data_rows = sample_transport()
     data_rows["why"] = ["network is Socket, not IB" if r == 12 else None for r in data_rows["rank"]]
     assert odd_transport_rows(data_rows)[12][-1] == "network is Socket, not IB"
+
+
+def test_known_rgw_limitation_is_shown_but_does_not_fail_the_matrix(tmp_path: Path) -> None:
+    tables = sample_tables()
+    st = tables["storage"]
+    case = (st["issuer"] == "sts") & (st["permission"] == "object-read-write") & (st["expected"] == "allow")
+    first = st.index[case][0]
+    st.loc[first, ["observed", "verdict", "detail"]] = ["deny", "known-limitation", "AccessDenied; known RGW limitation: multi-delete"]
+    card = {c.id: c for c in score(read_sample(tmp_path, storage=st))}["storage.access_matrix"]
+    assert card.status == "pass"
+    assert card.evidence.startswith("39 of 40 cases as expected")
+    assert "; 1 known RGW limitation(s): sts object-read-write" in card.evidence
+    assert "known RGW limitation: multi-delete" in card.evidence
+    st.loc[first, "verdict"] = "fail"  # the same deviation without the documented limitation fails
+    assert {c.id: c for c in score(read_sample(tmp_path / "b", storage=st))}["storage.access_matrix"].status == "fail"

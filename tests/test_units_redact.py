@@ -39,3 +39,9 @@ def test_redactor_masks_registered_and_pattern_secrets() -> None:
         assert secret not in out
     assert "short stays" in out and "NCCL_DEBUG=INFO" in out
     assert out.count(MASK) >= 5
+
+
+def test_redactor_leaves_harmless_names_and_booleans() -> None:
+    text = "StsIssuer(session_policy=False); use_token=True; secret_ref=None; NCCL_IB_GID_INDEX=5"
+    assert Redactor()(text) == text
+    assert Redactor()("aws_session_token=FwoGZXIvYXdz") == f"aws_session_token={MASK}"

@@ -31,6 +31,9 @@ from clusterproof.report.tables import RunData
 
 # ---------------------------------------------------------------------------------------------- storage
 
+#: Storage row verdict for a case that deviates exactly as a documented RGW limitation says (strict xfail).
+KNOWN_LIMITATION = "known-limitation"
+
 
 def expiry_mask(storage: pd.DataFrame) -> pd.Series:
     text = storage["operation"].astype(str) + " " + storage["where"].astype(str) + " " + storage["test_id"].astype(str)
@@ -46,16 +49,20 @@ def access_matrix(data: RunData) -> Criterion:
     checks = checks_of(data, "storage", exclude=[EXPIRY_RE])
     failed = [c for c in checks if is_failed(c)]
     bad = rows[rows["verdict"] == FAIL]
+    # Documented RGW limitations (strict xfails in the suite) are shown, never hidden, but do not fail the run.
+    known = rows[rows["verdict"] == KNOWN_LIMITATION]
+    known_note = f"; {len(known)} known RGW limitation(s): {some([storage_case_text(r) for r in known.itertuples()], 1)}" if not known.empty else ""
     details = [storage_case_text(r) for r in bad.itertuples()] + [check_line(c) for c in failed]
     if details:
         head = f"{len(bad)} of {len(rows)} cases wrong; " if not bad.empty else ""
-        return Criterion(cid, "Storage", name, FAIL, head + some(details, 1), details)
+        return Criterion(cid, "Storage", name, FAIL, head + some(details, 1) + known_note, details)
     if not rows.empty:
         issuers = sorted(rows["issuer"].dropna().astype(str).unique())
         perms = sorted(rows["permission"].dropna().astype(str).unique())
+        ok = len(rows) - len(known)
         return Criterion(cid, "Storage", name, PASS,
-                         f"{len(rows)} of {len(rows)} cases as expected (issuers: {', '.join(issuers)}; "
-                         f"permissions: {', '.join(perms)})")
+                         f"{ok} of {len(rows)} cases as expected (issuers: {', '.join(issuers)}; "
+                         f"permissions: {', '.join(perms)}){known_note}")
     if any(c.get("outcome") == "passed" for c in checks):
         return Criterion(cid, "Storage", name, PASS, passed_note(checks))
     return Criterion(cid, "Storage", name, NOT_TESTED, skip_reason(checks) or "no storage case ran")
