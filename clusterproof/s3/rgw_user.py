@@ -10,7 +10,6 @@ refuse the key at expiry even before the reaper runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -26,13 +25,14 @@ from clusterproof.s3.model import (
     validate_ttl,
 )
 from clusterproof.s3.names import TempName, decode_uid, new_name
+from clusterproof.s3.sweep import NameSweeper
 
 GrantStyle = Literal["user-policy", "bucket-policy"]
 USER_POLICY_NAME = "cp-prefix-grant"
 _DISPLAY_PREFIX = "cp-temp-on-"  # display name records the bucket, so the reaper finds bucket-policy grants
 
 
-class RgwUserIssuer:
+class RgwUserIssuer(NameSweeper):
     """Issues temporary RGW users scoped to one bucket and prefix (kind ``rgw-user``)."""
 
     kind = "rgw-user"
@@ -113,43 +113,18 @@ class RgwUserIssuer:
         # An empty bucket (the service revokes by id alone) means: read it from the user's display name.
         self._delete(credential.id, credential.bucket or None)
 
-    def reap(self, customer: str | None = None, now: datetime | None = None) -> list[str]:
-        """Delete the temporary users of ``customer`` (every customer when None) whose expiry is at or before ``now``.
+    # --- what NameSweeper needs -----------------------------------------------------------------------------
 
-        Returns:
-            The uids this call deleted. Two reapers in one process never both list an id; reapers in
-            different processes may (RGW confirms concurrent deletes to both).
-        """
-        if customer is not None:
-            validate_customer(customer)
-        epoch = (now or datetime.now(UTC)).timestamp()
-        return self._sweep(lambda n: (customer is None or n.customer == customer) and n.expires_epoch <= epoch)
+    def _principal_names(self) -> list[str]:
+        return list(self.admin.user_ids())
 
-    def purge(self, customer_prefix: str) -> list[str]:
-        """Delete every temporary user whose customer id starts with ``customer_prefix``, expired or not.
+    def _decode_name(self, name: str) -> TempName | None:
+        return decode_uid(name)
 
-        For test cleanup; an empty prefix is refused so a typo cannot wipe every customer.
-
-        Raises:
-            ValueError: ``customer_prefix`` is empty.
-        """
-        if not customer_prefix:
-            raise ValueError("purge needs a non-empty customer prefix")
-        return self._sweep(lambda n: n.customer.startswith(customer_prefix))
-
-    def list_ids(self, customer_prefix: str = "") -> list[str]:
-        """The uids of the temporary users whose customer starts with ``customer_prefix``."""
-        return [uid for uid in self.admin.user_ids() if (n := decode_uid(uid)) and n.customer.startswith(customer_prefix)]
+    def _delete_principal(self, name: str) -> bool:
+        return self._delete(name, None)
 
     # --- internals ------------------------------------------------------------------------------------------
-
-    def _sweep(self, selected: Callable[[TempName], bool]) -> list[str]:
-        deleted = []
-        for uid in list(self.admin.user_ids()):
-            name = decode_uid(uid)
-            if name is not None and selected(name) and self._delete(uid, None):
-                deleted.append(uid)
-        return deleted
 
     def _delete(self, uid: str, bucket: str | None) -> bool:
         """Remove the grant statements first (a dangling principal must not outlive its user), then the user."""

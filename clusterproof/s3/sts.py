@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,13 +36,14 @@ from clusterproof.s3.model import (
     validate_ttl,
 )
 from clusterproof.s3.names import TempName, decode_role_name, new_name
+from clusterproof.s3.sweep import NameSweeper
 
 ROLE_POLICY_NAME = "cp-prefix-grant"
 #: RGW caps a role's MaxSessionDuration at 12 h, like AWS.
 STS_MAX_TTL_SECONDS = 43200
 
 
-class StsIssuer:
+class StsIssuer(NameSweeper):
     """Issues STS session credentials scoped to one bucket and prefix (kind ``sts``)."""
 
     kind = "sts"
@@ -149,44 +149,20 @@ class StsIssuer:
             raise ValueError(f"credential id {credential.id!r}: not a temporary role of this scheme")
         self.admin.delete_role(credential.id)
 
-    def reap(self, customer: str | None = None, now: datetime | None = None) -> list[str]:
-        """Delete the expired roles of ``customer`` (every customer when None) as of ``now``.
-
-        Returns:
-            The role names this call deleted (see RgwUserIssuer.reap on concurrent reapers).
-        """
-        if customer is not None:
-            validate_customer(customer)
-        epoch = (now or datetime.now(UTC)).timestamp()
-        return self._sweep(lambda n: (customer is None or n.customer == customer) and n.expires_epoch <= epoch)
-
-    def purge(self, customer_prefix: str) -> list[str]:
-        """Delete every temporary role whose customer starts with ``customer_prefix`` (test cleanup).
-
-        Raises:
-            ValueError: ``customer_prefix`` is empty.
-        """
-        if not customer_prefix:
-            raise ValueError("purge needs a non-empty customer prefix")
-        return self._sweep(lambda n: n.customer.startswith(customer_prefix))
-
-    def list_ids(self, customer_prefix: str = "") -> list[str]:
-        """The temporary role names whose customer starts with ``customer_prefix``."""
-        return [r for r in self.admin.role_names() if (n := decode_role_name(r)) and n.customer.startswith(customer_prefix)]
-
     def remove_assumer(self) -> bool:
         """Delete the assumer user (after the last credential). Returns False when it did not exist."""
         with self._lock:
             self._sts = None
         return self.admin.delete_user(self.assumer_uid)
 
-    def _sweep(self, selected: Callable[[TempName], bool]) -> list[str]:
-        deleted = []
-        for role in self.admin.role_names():
-            name = decode_role_name(role)
-            if name is not None and selected(name) and self.admin.delete_role(role):
-                deleted.append(role)
-        return deleted
+    def _principal_names(self) -> list[str]:
+        return list(self.admin.role_names())
+
+    def _decode_name(self, name: str) -> TempName | None:
+        return decode_role_name(name)
+
+    def _delete_principal(self, name: str) -> bool:
+        return bool(self.admin.delete_role(name))
 
     def _assumer_sts(self) -> Any:
         with self._lock:
