@@ -19,7 +19,7 @@ venv: $(STAMP)
 system-deps:
 	@bash scripts/system-deps.sh
 
-test: venv system-deps
+test: venv system-deps lint
 	$(PY) -m pytest tests
 
 demo: venv system-deps
@@ -27,7 +27,7 @@ demo: venv system-deps
 
 lint: venv
 	$(VENV)/bin/ruff check clusterproof fixtures suites tests bench conftest.py
-	$(VENV)/bin/mypy clusterproof
+	$(VENV)/bin/mypy clusterproof fixtures
 
 clean:
 	rm -rf $(VENV) build *.egg-info

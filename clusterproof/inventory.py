@@ -8,23 +8,33 @@ See ``examples/my-cluster.yaml`` for an annotated example.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
 
 from clusterproof.errors import InventoryError
+from clusterproof.fields import (
+    ENV_NAME_RE,
+    FieldReader,
+    as_bool,
+    as_env_name,
+    as_int,
+    as_name,
+    as_number,
+    as_path,
+    as_size,
+    as_str_list,
+    as_str_map,
+    as_text,
+    one_of,
+)
 from clusterproof.units import parse_size
-
-T = TypeVar("T")
 
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall", "sendrecv", "broadcast", "reduce")
 ISSUER_KINDS = ("rgw-user", "sts", "http")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -181,137 +191,7 @@ def _replace(inv: Inventory, **changes: Any) -> Inventory:
     return replace(inv, **changes)
 
 
-class _Reader:
-    """Walks a YAML mapping, collecting every problem instead of stopping at the first."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def problem(self, path: str, msg: str) -> None:
-        self.problems.append(f"{path or '(top level)'}: {msg}")
-
-    def mapping(self, value: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            self.problem(path, f"expected a mapping, got {type(value).__name__}")
-            return {}
-        for key in value:
-            if key not in allowed:
-                hint = _closest(str(key), allowed)
-                self.problem(f"{path}.{key}" if path else str(key), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
-        for key in sorted(required):
-            if key not in value or value[key] is None:
-                self.problem(f"{path}.{key}" if path else key, "missing")
-        return value
-
-    def get(self, m: dict[str, Any], key: str, path: str, conv: Callable[[Any, str], Any], default: T) -> T:
-        if key not in m or m[key] is None:
-            return default
-        full = f"{path}.{key}" if path else key
-        try:
-            return conv(m[key], full)
-        except ValueError as e:
-            self.problem(full, str(e))
-            return default
-
-
-def _closest(key: str, allowed: set[str]) -> str | None:
-    import difflib
-
-    hits = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
-    return hits[0] if hits else None
-
-
-def _str(v: Any, _p: str) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise ValueError(f"expected a non-empty string, got {v!r}")
-    return v
-
-
-def _name(v: Any, p: str) -> str:
-    s = _str(v, p)
-    if not _NAME_RE.match(s):
-        raise ValueError(f"{s!r} is not a valid name (letters, digits, '_', '-', '.')")
-    return s
-
-
-def _env_name(v: Any, p: str) -> str:
-    s = _str(v, p)
-    if not _ENV_NAME_RE.match(s):
-        raise ValueError(f"{s!r} is not an environment variable name (this field names a variable; never put the secret here)")
-    return s
-
-
-def _int(lo: int | None = None, hi: int | None = None) -> Callable[[Any, str], int]:
-    def conv(v: Any, _p: str) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"expected an integer, got {v!r}")
-        if lo is not None and v < lo:
-            raise ValueError(f"must be >= {lo}, got {v}")
-        if hi is not None and v > hi:
-            raise ValueError(f"must be <= {hi}, got {v}")
-        return v
-
-    return conv
-
-
-def _float(lo: float | None = None) -> Callable[[Any, str], float]:
-    def conv(v: Any, _p: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ValueError(f"expected a number, got {v!r}")
-        if lo is not None and v < lo:
-            raise ValueError(f"must be >= {lo}, got {v}")
-        return float(v)
-
-    return conv
-
-
-def _bool(v: Any, _p: str) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError(f"expected true or false, got {v!r}")
-    return v
-
-
-def _size(v: Any, _p: str) -> int:
-    return parse_size(v)
-
-
-def _path(v: Any, p: str) -> Path:
-    return Path(os.path.expanduser(_str(v, p)))
-
-
-def _str_list(v: Any, _p: str) -> tuple[str, ...]:
-    if isinstance(v, str) or not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-        raise ValueError(f"expected a list of strings, got {v!r}")
-    return tuple(v)
-
-
-def _choice(*options: str) -> Callable[[Any, str], str]:
-    def conv(v: Any, _p: str) -> str:
-        if v is True and "on" in options:  # YAML reads a bare `on` as true
-            return "on"
-        if v is False and "off" in options:
-            return "off"
-        if v not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {v!r}")
-        return str(v)
-
-    return conv
-
-
-def _str_map(v: Any, _p: str) -> dict[str, str]:
-    if not isinstance(v, dict):
-        raise ValueError(f"expected a mapping, got {type(v).__name__}")
-    out = {}
-    for k, val in v.items():
-        if not isinstance(k, str) or isinstance(val, dict | list) or val is None:
-            raise ValueError(f"entry {k!r}: expected NAME: value, got {val!r}")
-        out[k] = "1" if val is True else "0" if val is False else str(val)
-    return out
-
-
-def _read_nodes(r: _Reader, raw: Any, ssh_user: str) -> tuple[Node, ...]:
+def _read_nodes(r: FieldReader, raw: Any, ssh_user: str) -> tuple[Node, ...]:
     if not isinstance(raw, list) or not raw:
         r.problem("nodes", "expected a non-empty list of nodes")
         return ()
@@ -321,10 +201,10 @@ def _read_nodes(r: _Reader, raw: Any, ssh_user: str) -> tuple[Node, ...]:
     for i, item in enumerate(raw):
         p = f"nodes[{i}]"
         m = r.mapping(item, p, {"name", "host", "port", "user", "slots"}, {"name", "host"})
-        name = r.get(m, "name", p, _name, "")
-        host = r.get(m, "host", p, _str, "")
-        port = r.get(m, "port", p, _int(1, 65535), 22)
-        node = Node(name=name, host=host, port=port, user=r.get(m, "user", p, _str, ssh_user), slots=r.get(m, "slots", p, _int(1), 1))
+        name = r.get(m, "name", p, as_name, "")
+        host = r.get(m, "host", p, as_text, "")
+        port = r.get(m, "port", p, as_int(1, 65535), 22)
+        node = Node(name=name, host=host, port=port, user=r.get(m, "user", p, as_text, ssh_user), slots=r.get(m, "slots", p, as_int(1), 1))
         if name and name in seen_names:
             r.problem(f"{p}.name", f"duplicate node name {name!r} (also nodes[{seen_names[name]}])")
         if host and (host, port) in seen_hosts:
@@ -335,24 +215,24 @@ def _read_nodes(r: _Reader, raw: Any, ssh_user: str) -> tuple[Node, ...]:
     return tuple(nodes)
 
 
-def _read_ssh(r: _Reader, raw: Any) -> SshSettings:
+def _read_ssh(r: FieldReader, raw: Any) -> SshSettings:
     p = "ssh"
     m = r.mapping(raw, p, {"user", "key_file", "use_agent", "known_hosts", "strict_host_keys", "jump_host", "connect_timeout_s", "command_timeout_s", "max_parallel"})
     jump = None
     if m.get("jump_host") is not None:
         jp = "ssh.jump_host"
         jm = r.mapping(m["jump_host"], jp, {"host", "port", "user"}, {"host"})
-        jump = JumpHost(host=r.get(jm, "host", jp, _str, ""), port=r.get(jm, "port", jp, _int(1, 65535), 22), user=r.get(jm, "user", jp, _str, None))  # type: ignore[arg-type]
+        jump = JumpHost(host=r.get(jm, "host", jp, as_text, ""), port=r.get(jm, "port", jp, as_int(1, 65535), 22), user=r.get(jm, "user", jp, as_text, None))  # type: ignore[arg-type]
     s = SshSettings(
-        user=r.get(m, "user", p, _str, "root"),
-        key_file=r.get(m, "key_file", p, _path, None),  # type: ignore[arg-type]
-        use_agent=r.get(m, "use_agent", p, _bool, True),
-        known_hosts=r.get(m, "known_hosts", p, _path, None),  # type: ignore[arg-type]
-        strict_host_keys=r.get(m, "strict_host_keys", p, _bool, True),
+        user=r.get(m, "user", p, as_text, "root"),
+        key_file=r.get(m, "key_file", p, as_path, None),  # type: ignore[arg-type]
+        use_agent=r.get(m, "use_agent", p, as_bool, True),
+        known_hosts=r.get(m, "known_hosts", p, as_path, None),  # type: ignore[arg-type]
+        strict_host_keys=r.get(m, "strict_host_keys", p, as_bool, True),
         jump_host=jump,
-        connect_timeout_s=r.get(m, "connect_timeout_s", p, _float(0.1), 10.0),
-        command_timeout_s=r.get(m, "command_timeout_s", p, _float(0.1), 60.0),
-        max_parallel=r.get(m, "max_parallel", p, _int(1, 4096), 64),
+        connect_timeout_s=r.get(m, "connect_timeout_s", p, as_number(0.1), 10.0),
+        command_timeout_s=r.get(m, "command_timeout_s", p, as_number(0.1), 60.0),
+        max_parallel=r.get(m, "max_parallel", p, as_int(1, 4096), 64),
     )
     if s.key_file is None and not s.use_agent:
         r.problem("ssh.key_file", "missing (and use_agent is false: there is no way to authenticate)")
@@ -361,42 +241,42 @@ def _read_ssh(r: _Reader, raw: Any) -> SshSettings:
     return s
 
 
-def _read_network(r: _Reader, raw: Any) -> NetworkSettings:
+def _read_network(r: FieldReader, raw: Any) -> NetworkSettings:
     p = "network"
     m = r.mapping(raw, p, {"hcas", "netdevs", "gid_index", "sysfs_root", "max_clock_skew_s"})
 
     def gid(v: Any, _p: str) -> int | Literal["auto"]:
         if v == "auto":
             return "auto"
-        return _int(0, 255)(v, _p)
+        return as_int(0, 255)(v, _p)
 
     return NetworkSettings(
-        hcas=r.get(m, "hcas", p, _str_list, ()),
-        netdevs=r.get(m, "netdevs", p, _str_list, ()),
+        hcas=r.get(m, "hcas", p, as_str_list, ()),
+        netdevs=r.get(m, "netdevs", p, as_str_list, ()),
         gid_index=r.get(m, "gid_index", p, gid, "auto"),
-        sysfs_root=r.get(m, "sysfs_root", p, _str, "/sys"),
-        max_clock_skew_s=r.get(m, "max_clock_skew_s", p, _float(0.0), 1.0),
+        sysfs_root=r.get(m, "sysfs_root", p, as_text, "/sys"),
+        max_clock_skew_s=r.get(m, "max_clock_skew_s", p, as_number(0.0), 1.0),
     )
 
 
-def _read_nccl(r: _Reader, raw: Any) -> NcclTestsSettings:
+def _read_nccl(r: FieldReader, raw: Any) -> NcclTestsSettings:
     p = "nccl_tests"
     m = r.mapping(raw, p, {"bin_dir", "launcher", "mpirun", "collectives", "node_counts", "env", "mca", "sweep", "timeout_s", "debug", "expect_net", "expect_gdr"})
     sp = "nccl_tests.sweep"
     sm = r.mapping(m.get("sweep"), sp, {"min_bytes", "max_bytes", "step_factor", "iters", "warmup_iters", "gpus_per_rank", "check"})
     d = SweepSpec()
     sweep = SweepSpec(
-        min_bytes=r.get(sm, "min_bytes", sp, _size, d.min_bytes),
-        max_bytes=r.get(sm, "max_bytes", sp, _size, d.max_bytes),
-        step_factor=r.get(sm, "step_factor", sp, _int(1), d.step_factor),
-        iters=r.get(sm, "iters", sp, _int(1), d.iters),
-        warmup_iters=r.get(sm, "warmup_iters", sp, _int(0), d.warmup_iters),
-        gpus_per_rank=r.get(sm, "gpus_per_rank", sp, _int(1), d.gpus_per_rank),
-        check=r.get(sm, "check", sp, _int(0), d.check),
+        min_bytes=r.get(sm, "min_bytes", sp, as_size, d.min_bytes),
+        max_bytes=r.get(sm, "max_bytes", sp, as_size, d.max_bytes),
+        step_factor=r.get(sm, "step_factor", sp, as_int(1), d.step_factor),
+        iters=r.get(sm, "iters", sp, as_int(1), d.iters),
+        warmup_iters=r.get(sm, "warmup_iters", sp, as_int(0), d.warmup_iters),
+        gpus_per_rank=r.get(sm, "gpus_per_rank", sp, as_int(1), d.gpus_per_rank),
+        check=r.get(sm, "check", sp, as_int(0), d.check),
     )
     if sweep.min_bytes > sweep.max_bytes:
         r.problem(f"{sp}.min_bytes", f"larger than max_bytes ({sweep.min_bytes} > {sweep.max_bytes})")
-    collectives = r.get(m, "collectives", p, _str_list, ("all_reduce",))
+    collectives = r.get(m, "collectives", p, as_str_list, ("all_reduce",))
     for c in collectives:
         if c not in COLLECTIVES:
             r.problem(f"{p}.collectives", f"unknown collective {c!r} (known: {', '.join(COLLECTIVES)})")
@@ -406,37 +286,37 @@ def _read_nccl(r: _Reader, raw: Any) -> NcclTestsSettings:
             raise ValueError(f"expected a list of node counts (integers >= 1), got {v!r}")
         return tuple(v)
 
-    env: dict[str, str] = r.get(m, "env", p, _str_map, {})
-    launcher = r.get(m, "launcher", p, _choice("mpirun", "srun"), "mpirun")
+    env: dict[str, str] = r.get(m, "env", p, as_str_map, {})
+    launcher = r.get(m, "launcher", p, one_of("mpirun", "srun"), "mpirun")
     for k, val in env.items():
-        if not _ENV_NAME_RE.match(k):
+        if not ENV_NAME_RE.match(k):
             r.problem(f"{p}.env.{k}", "not an environment variable name")
         elif launcher == "srun" and "," in val:
             r.problem(f"{p}.env.{k}", "srun --export cannot carry a value containing ',' (set it in the job environment instead)")
     return NcclTestsSettings(
-        bin_dir=r.get(m, "bin_dir", p, _str, "/opt/nccl-tests/build"),
+        bin_dir=r.get(m, "bin_dir", p, as_text, "/opt/nccl-tests/build"),
         launcher=launcher,  # type: ignore[arg-type]
-        mpirun=r.get(m, "mpirun", p, _str, "mpirun"),
+        mpirun=r.get(m, "mpirun", p, as_text, "mpirun"),
         collectives=collectives,
         node_counts=r.get(m, "node_counts", p, counts, ()),
         env=env,
-        mca=r.get(m, "mca", p, _str_map, {}),
+        mca=r.get(m, "mca", p, as_str_map, {}),
         sweep=sweep,
-        timeout_s=r.get(m, "timeout_s", p, _float(1.0), 900.0),
-        debug=r.get(m, "debug", p, _choice("off", "on", "strict"), "on"),  # type: ignore[arg-type]
-        expect_net=r.get(m, "expect_net", p, _str, "IB"),
-        expect_gdr=r.get(m, "expect_gdr", p, _bool, True),
+        timeout_s=r.get(m, "timeout_s", p, as_number(1.0), 900.0),
+        debug=r.get(m, "debug", p, one_of("off", "on", "strict"), "on"),  # type: ignore[arg-type]
+        expect_net=r.get(m, "expect_net", p, as_text, "IB"),
+        expect_gdr=r.get(m, "expect_gdr", p, as_bool, True),
     )
 
 
-def _read_thresholds(r: _Reader, raw: Any) -> Thresholds:
+def _read_thresholds(r: FieldReader, raw: Any) -> Thresholds:
     p = "thresholds"
     if raw is None:
         return Thresholds()
     if not isinstance(raw, dict):
         r.problem(p, f"expected a mapping, got {type(raw).__name__}")
         return Thresholds()
-    tolerance = r.get(raw, "tolerance_pct", p, _float(0.0), 0.0)
+    tolerance = r.get(raw, "tolerance_pct", p, as_number(0.0), 0.0)
     if tolerance >= 100:
         r.problem(f"{p}.tolerance_pct", f"must be below 100, got {tolerance}")
     table: dict[str, dict[int | str, dict[int, float]]] = {}
@@ -474,24 +354,24 @@ def _read_thresholds(r: _Reader, raw: Any) -> Thresholds:
     return Thresholds(table=table, tolerance_pct=tolerance)
 
 
-def _read_storage(r: _Reader, raw: Any) -> StorageSettings | None:
+def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
     if raw is None:
         return None
     p = "storage"
     m = r.mapping(raw, p, {"endpoint", "region", "issuers", "admin_access_key_env", "admin_secret_key_env", "http_base_url", "http_token_env", "max_ttl_s"}, {"endpoint"})
-    issuers = r.get(m, "issuers", p, _str_list, ("rgw-user",))
+    issuers = r.get(m, "issuers", p, as_str_list, ("rgw-user",))
     for kind in issuers:
         if kind not in ISSUER_KINDS:
             r.problem(f"{p}.issuers", f"unknown issuer kind {kind!r} (known: {', '.join(ISSUER_KINDS)})")
     s = StorageSettings(
-        endpoint=r.get(m, "endpoint", p, _str, ""),
-        region=r.get(m, "region", p, _str, "default"),
+        endpoint=r.get(m, "endpoint", p, as_text, ""),
+        region=r.get(m, "region", p, as_text, "default"),
         issuers=issuers,
-        admin_access_key_env=r.get(m, "admin_access_key_env", p, _env_name, None),  # type: ignore[arg-type]
-        admin_secret_key_env=r.get(m, "admin_secret_key_env", p, _env_name, None),  # type: ignore[arg-type]
-        http_base_url=r.get(m, "http_base_url", p, _str, None),  # type: ignore[arg-type]
-        http_token_env=r.get(m, "http_token_env", p, _env_name, None),  # type: ignore[arg-type]
-        max_ttl_s=r.get(m, "max_ttl_s", p, _int(1), 604800),
+        admin_access_key_env=r.get(m, "admin_access_key_env", p, as_env_name, None),  # type: ignore[arg-type]
+        admin_secret_key_env=r.get(m, "admin_secret_key_env", p, as_env_name, None),  # type: ignore[arg-type]
+        http_base_url=r.get(m, "http_base_url", p, as_text, None),  # type: ignore[arg-type]
+        http_token_env=r.get(m, "http_token_env", p, as_env_name, None),  # type: ignore[arg-type]
+        max_ttl_s=r.get(m, "max_ttl_s", p, as_int(1), 604800),
     )
     if s.endpoint and not s.endpoint.startswith(("http://", "https://")):
         r.problem(f"{p}.endpoint", f"expected an http:// or https:// URL, got {s.endpoint!r}")
@@ -511,11 +391,11 @@ def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
     Raises:
         InventoryError: with one message per problem, each naming the field.
     """
-    r = _Reader()
+    r = FieldReader()
     top = r.mapping(data, "", _TOP, {"nodes"})
     ssh = _read_ssh(r, top.get("ssh"))
     inv = Inventory(
-        name=r.get(top, "name", "", _name, Path(source).stem if source != "<memory>" else "cluster"),
+        name=r.get(top, "name", "", as_name, Path(source).stem if source != "<memory>" else "cluster"),
         nodes=_read_nodes(r, top.get("nodes"), ssh.user) if "nodes" in top else (),
         ssh=ssh,
         network=_read_network(r, top.get("network")),
@@ -523,8 +403,8 @@ def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
         thresholds=_read_thresholds(r, top.get("thresholds")),
         storage=_read_storage(r, top.get("storage")),
         source=source,
-        standin=r.get(top, "standin", "", _bool, False),
-        env_file=r.get(top, "env_file", "", _path, None),  # type: ignore[arg-type]
+        standin=r.get(top, "standin", "", as_bool, False),
+        env_file=r.get(top, "env_file", "", as_path, None),  # type: ignore[arg-type]
     )
     if r.problems:
         raise InventoryError(source, r.problems)
@@ -572,7 +452,7 @@ def read_env_file(path: str | Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.removeprefix("export ").partition("=")
-        if not sep or not _ENV_NAME_RE.match(key.strip()):
+        if not sep or not ENV_NAME_RE.match(key.strip()):
             problems.append(f"line {i}: expected NAME=VALUE")
             continue
         out[key.strip()] = value.strip().strip("'\"")
