@@ -211,8 +211,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
         summary = report.build(Path(args.path), baseline=Path(args.baseline) if args.baseline else None, tolerance_pct=args.tolerance)
         print(f"verdict: {summary.verdict.upper()}\nreport: {summary.html_path}\nsummary: {summary.md_path}")
         return 0 if summary.verdict == "pass" else 1
-    frame = report.history(Path(args.path))
-    print(frame.to_string(index=False) if len(frame) else f"no runs under {args.path}")
+    root = Path(args.path)
+    frame = report.history(root)
+    if not len(frame):
+        print(f"no runs under {root}")
+        return 0
+    print(frame.to_string(index=False))
+    print(f"\n{frame['run_id'].nunique()} runs: {root / 'history.html'} (trend plot {root / 'history.png'})")
     return 0
 
 
@@ -276,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `clusterproof report history | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
