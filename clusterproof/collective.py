@@ -1,16 +1,18 @@
-"""Launch one nccl-tests collective across a set of nodes, keep its raw log, and clean up on every path.
+"""Launch one nccl-tests collective across a set of nodes, keep its raw logs, and clean up on every path.
 
-The launcher (``mpirun`` or ``srun``) runs on the first node of the set, in a remote scratch directory
-``/tmp/clusterproof/<run_id>/<job_id>/``. Its output goes to a file there, so a run that times out still leaves a
-log to fetch. An SSH timeout does not stop the remote launcher, so on a timeout or any failure every process
-carrying this job's marker (``CLUSTERPROOF_JOB=<job_id>`` in its environment, exported to every rank with
-``-x``/``--export``) is ended by pid on every node of the set.
+The launcher (``mpirun`` or ``srun``) runs on the first node of the set, in a scratch directory
+``/tmp/clusterproof/<run_id>/<job_id>/`` that exists on every node of the set: the launcher's output goes to
+``out.log`` there (so a run that times out still leaves a log to fetch), and NCCL writes one debug file per
+process there (``NCCL_DEBUG_FILE``). An SSH timeout does not stop the remote launcher, so on a timeout or any
+failure every process carrying this job's marker (``CLUSTERPROOF_JOB=<job_id>`` in its environment, exported to
+every rank) is ended by pid on every node of the set.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import secrets
 import shlex
 import time
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clusterproof import nccl, nccl_debug
-from clusterproof.errors import ParseError
+from clusterproof.errors import ClusterproofError, ParseError
 from clusterproof.inventory import Inventory, Node, SweepSpec
 from clusterproof.launch import HostSlot, Mpirun, NcclTestsCommand, Srun, render
 from clusterproof.redact import redact
@@ -29,6 +31,7 @@ from clusterproof.ssh import CommandResult, SshPool
 log = logging.getLogger(__name__)
 
 JOB_MARKER = "CLUSTERPROOF_JOB"
+DEFAULT_LOCK_DIR = Path("/tmp/clusterproof-locks")
 
 
 @dataclass
@@ -41,17 +44,27 @@ class CollectiveResult:
     command: str  # the launcher command line as run on the head node (secrets redacted)
     rc: int | None
     timed_out: bool
-    seconds: float
+    seconds: float  # the launch itself, not the wait for the fabric lock
     log_path: Path
     log_text: str
     run: nccl.NcclRun | None
     parse_error: str | None = None
-    debug_files: dict[str, str] = field(default_factory=dict)
+    debug_files: dict[str, str] = field(default_factory=dict)  # "<node>/<file>" -> text (redacted)
     cleanup_errors: list[str] = field(default_factory=list)
 
     @property
     def head(self) -> str:
         return self.nodes[0]
+
+
+@dataclass(frozen=True)
+class _Job:
+    job_id: str
+    collective: str
+    nodes: list[str]
+    scratch: str
+    command: str  # shell command run on the head node
+    debug: bool
 
 
 def _sweep_command(binary: str, sweep: SweepSpec) -> NcclTestsCommand:
@@ -68,15 +81,21 @@ def _sweep_command(binary: str, sweep: SweepSpec) -> NcclTestsCommand:
 
 
 def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: Mapping[str, str], sweep: SweepSpec | None = None) -> list[str]:
-    """The launcher argv for ``collective`` on ``nodes`` in the inventory's own form (mpirun or srun)."""
+    """The launcher argv for ``collective`` on ``nodes`` in the inventory's own form.
+
+    mpirun carries the environment as ``-x NAME=VALUE``. srun's ``--export`` cannot carry a value with a comma
+    (``NCCL_DEBUG_SUBSYS=INIT,NET``, ``NCCL_IB_HCA==mlx5_0:1,mlx5_1:1``), so for srun the variables are set by
+    ``env NAME=VALUE ... srun --export=ALL``.
+    """
     settings = inv.nccl_tests
     binary = f"{settings.bin_dir.rstrip('/')}/{collective}_perf"
     cmd = _sweep_command(binary, sweep or settings.sweep)
     if settings.launcher == "srun":
         slots = {n.slots for n in nodes}
         if len(slots) != 1:
-            raise ValueError(f"{inv.source}: srun needs the same slots on every node, got {sorted(slots)}")
-        return Srun(nodes=len(nodes), ntasks_per_node=slots.pop(), env=env, nodelist=[n.name for n in nodes]).argv(cmd)
+            raise ClusterproofError(f"{inv.source}: srun needs the same slots on every node, got {sorted(slots)}")
+        srun = Srun(nodes=len(nodes), ntasks_per_node=slots.pop(), env={}, nodelist=[n.name for n in nodes]).argv(cmd)
+        return ["env", *(f"{k}={v}" for k, v in env.items()), *srun] if env else srun
     return Mpirun(hosts=[HostSlot(n.host, n.slots) for n in nodes], env=env, mca=settings.mca, mpirun=settings.mpirun).argv(cmd)
 
 
@@ -91,26 +110,32 @@ def _kill_marked_command(job_id: str, signal: str) -> str:
 
 
 @contextmanager
-def fabric_lock(lock_dir: Path, cluster: str) -> Iterator[None]:
-    """Serialise fabric benchmarks of one cluster across processes (pytest-xdist workers) on this machine."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"fabric-{cluster}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def file_lock(lock_dir: Path, name: str) -> Iterator[None]:
+    """An exclusive lock shared by every process on this machine (pytest-xdist workers, parallel CI jobs).
+
+    The directory must belong to us and the lock file is opened without following symlinks, so another local
+    user cannot point it at a file of ours.
+    """
+    lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if lock_dir.stat().st_uid != os.geteuid():
+        raise ClusterproofError(f"{lock_dir}: lock directory belongs to another user; remove it or choose another")
+    fd = os.open(lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 class CollectiveRunner:
-    """Runs collectives for one test session: one scratch tree per run, logs kept under ``log_dir``."""
+    """Runs collectives for one test session; raw logs and NCCL debug files are kept under ``log_dir``."""
 
     def __init__(self, pool: SshPool, inventory: Inventory, run_id: str, log_dir: Path, lock_dir: Path | None = None) -> None:
         self.pool = pool
         self.inventory = inventory
         self.run_id = run_id
         self.log_dir = log_dir
-        self.lock_dir = lock_dir or Path("/tmp/clusterproof-locks")
+        self.lock_dir = lock_dir or DEFAULT_LOCK_DIR
 
     def run(
         self,
@@ -122,58 +147,79 @@ class CollectiveRunner:
     ) -> CollectiveResult:
         """Run ``collective`` across ``nodes`` (the first is the head) and return its parsed result.
 
-        Never raises for a failed run: the result carries rc, timeout, parse errors and the raw log; the caller
-        judges it. Raises NodeUnreachable when the head node cannot be reached at all.
+        Fabric runs of one cluster never overlap (a machine-wide lock). Never raises for a failed run: the result
+        carries rc, timeout, parse errors and the raw log; the caller judges it.
+
+        Raises:
+            NodeUnreachable: the head node cannot be reached at all.
         """
+        job = self._prepare(collective, nodes, extra_env, sweep)
+        timeout = timeout_s if timeout_s is not None else self.inventory.nccl_tests.timeout_s
+        with file_lock(self.lock_dir, f"fabric-{self.inventory.name}"):
+            started = time.monotonic()
+            result, errors = self._launch(job, timeout)
+            seconds = time.monotonic() - started
+        return self._collect(job, result, seconds, errors)
+
+    def _prepare(self, collective: str, nodes: Sequence[Node], extra_env: Mapping[str, str] | None, sweep: SweepSpec | None) -> _Job:
         settings = self.inventory.nccl_tests
         names = [n.name for n in nodes]
         job_id = f"{collective}-{len(nodes)}n-{secrets.token_hex(3)}"
         scratch = f"/tmp/clusterproof/{self.run_id}/{job_id}"
-        debug_dir = "/tmp"  # NCCL_DEBUG_FILE must exist on every node: /tmp does, no round trip to mkdir
         env: dict[str, str] = dict(settings.env)
         env.update(extra_env or {})
-        env.update(nccl_debug.nccl_debug_env(settings.debug, debug_dir, network=settings.expect_net))
+        env.update(nccl_debug.nccl_debug_env(settings.debug, scratch, network=settings.expect_net))
         if "NCCL_DEBUG_FILE" in env:
-            env["NCCL_DEBUG_FILE"] = f"{debug_dir}/clusterproof-{job_id}.%h.%p.nccl.log"
+            env["NCCL_DEBUG_FILE"] = f"{scratch}/nccl.%h.%p.log"  # one file per process, on its own node
         env[JOB_MARKER] = job_id
-        argv = launcher_argv(self.inventory, collective, nodes, env, sweep)
-        launch = render(argv)
-        remote = (
-            f"mkdir -p {shlex.quote(scratch)} && cd {shlex.quote(scratch)} && "
-            f"{JOB_MARKER}={shlex.quote(job_id)} {launch} > out.log 2>&1"
-        )
-        timeout = timeout_s if timeout_s is not None else settings.timeout_s
-        head = names[0]
-        started = time.monotonic()
+        launch = render(launcher_argv(self.inventory, collective, nodes, env, sweep))
+        q = shlex.quote(scratch)
+        command = f"mkdir -p {q} && cd {q} && {JOB_MARKER}={shlex.quote(job_id)} {launch} > out.log 2>&1"
+        return _Job(job_id, collective, names, scratch, command, debug=settings.debug != "off")
+
+    def _launch(self, job: _Job, timeout: float) -> tuple[CommandResult | None, list[str]]:
+        """Make the scratch directory on every node (NCCL writes its files there), run the launcher on the head,
+        and end the job's processes on every node when it did not finish cleanly."""
+        errors: list[str] = []
+        others = job.nodes[1:]
+        if job.debug and others:
+            for node, res in self.pool.run_all(f"mkdir -p {shlex.quote(job.scratch)}", nodes=others, timeout=30).items():
+                if isinstance(res, Exception) or not res.ok:
+                    errors.append(f"{node}: could not create {job.scratch}: {res if isinstance(res, Exception) else res.stderr.strip()}")
         result: CommandResult | None = None
-        cleanup_errors: list[str] = []
-        with fabric_lock(self.lock_dir, self.inventory.name):
-            try:
-                result = self.pool.run(head, remote, timeout=timeout)
-            finally:
-                if result is None or result.timed_out or not result.ok:
-                    cleanup_errors += self._kill_job(job_id, names)
-        seconds = time.monotonic() - started
+        try:
+            result = self.pool.run(job.nodes[0], job.command, timeout=timeout)
+        finally:
+            if result is None or result.timed_out or not result.ok:
+                errors += self._kill_job(job.job_id, job.nodes)
+        return result, errors
+
+    def _collect(self, job: _Job, result: CommandResult | None, seconds: float, errors: list[str]) -> CollectiveResult:
+        """Fetch the launcher log and the NCCL debug files, remove the scratch directories, keep and parse."""
         assert result is not None
-        log_text = self._fetch_log(head, f"{scratch}/out.log", cleanup_errors)
-        debug_files = self._fetch_debug_files(job_id, names, cleanup_errors) if settings.debug != "off" else {}
-        self._remove_scratch(head, scratch, cleanup_errors)
-        log_text = redact(log_text)
-        header = f"# clusterproof job {job_id} on {','.join(names)}\n# command: {redact(launch)}\n"
+        head = job.nodes[0]
+        log_text = redact(self._fetch_log(head, f"{job.scratch}/out.log", errors))
+        debug_files = self._fetch_debug_and_clean(job, errors)
+        header = f"# clusterproof job {job.job_id} on {','.join(job.nodes)}\n# command: {redact(job.command)}\n"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{job_id}.log"
+        log_path = self.log_dir / f"{job.job_id}.log"
         log_path.write_text(header + log_text)
+        if debug_files:  # the raw evidence behind the transport checks stays with the report
+            nccl_dir = self.log_dir / job.job_id
+            nccl_dir.mkdir(exist_ok=True)
+            for name, text in debug_files.items():
+                (nccl_dir / name.replace("/", "-")).write_text(text)
         run: nccl.NcclRun | None = None
         parse_error = None
         try:
-            run = nccl.parse(log_text, binary=f"{collective}_perf")
+            run = nccl.parse(log_text, binary=f"{job.collective}_perf")
         except ParseError as e:
             parse_error = f"{log_path.name}: {e}"
         return CollectiveResult(
-            job_id=job_id,
-            collective=collective,
-            nodes=names,
-            command=redact(launch),
+            job_id=job.job_id,
+            collective=job.collective,
+            nodes=job.nodes,
+            command=redact(job.command),
             rc=None if result.timed_out else result.rc,
             timed_out=result.timed_out,
             seconds=seconds,
@@ -182,7 +228,7 @@ class CollectiveRunner:
             run=run,
             parse_error=parse_error,
             debug_files=debug_files,
-            cleanup_errors=cleanup_errors,
+            cleanup_errors=errors,
         )
 
     def _kill_job(self, job_id: str, nodes: Sequence[str]) -> list[str]:
@@ -209,17 +255,18 @@ class CollectiveRunner:
             errors.append(f"{head}: no launcher log at {path}: {e}")
             return f"# clusterproof: no launcher log could be read from {head}:{path} ({e})\n"
 
-    def _fetch_debug_files(self, job_id: str, nodes: Sequence[str], errors: list[str]) -> dict[str, str]:
-        """Read and delete this job's NCCL debug files on every node, in one round trip per node."""
-        pattern = f"/tmp/clusterproof-{job_id}."
-        cmd = (
-            f"for f in {shlex.quote(pattern)}*.nccl.log; do [ -f \"$f\" ] || continue; "
-            f"printf '==> %s <==\\n' \"${{f##*/}}\"; cat \"$f\"; rm -f \"$f\"; done; true"
-        )
+    def _fetch_debug_and_clean(self, job: _Job, errors: list[str]) -> dict[str, str]:
+        """One round trip per node: print this job's NCCL debug files, then remove the scratch directory (and the
+        run's directory once it is empty)."""
+        q = shlex.quote(job.scratch)
+        parent = shlex.quote(job.scratch.rsplit("/", 1)[0])
+        show = f"for f in {q}/nccl.*.log; do [ -f \"$f\" ] || continue; printf '==> %s <==\\n' \"${{f##*/}}\"; cat \"$f\"; done; " if job.debug else ""
+        cmd = f"{show}rm -rf {q}; rmdir {parent} 2>/dev/null; true"
+        nodes = job.nodes if job.debug else job.nodes[:1]
         files: dict[str, str] = {}
-        for node, res in self.pool.run_all(cmd, nodes=list(nodes), timeout=60).items():
+        for node, res in self.pool.run_all(cmd, nodes=nodes, timeout=60).items():
             if isinstance(res, Exception):
-                errors.append(f"{node}: could not fetch NCCL debug files: {res}")
+                errors.append(f"{node}: could not fetch NCCL debug files or remove {job.scratch}: {res}")
                 continue
             name: str | None = None
             buf: list[str] = []
@@ -234,11 +281,3 @@ class CollectiveRunner:
             if name:
                 files[name] = redact("\n".join(buf))
         return files
-
-    def _remove_scratch(self, head: str, scratch: str, errors: list[str]) -> None:
-        try:
-            res = self.pool.run(head, f"rm -rf {shlex.quote(scratch)}", timeout=30)
-            if not res.ok:
-                errors.append(f"{head}: could not remove {scratch}: {res.stderr.strip()}")
-        except Exception as e:
-            errors.append(f"{head}: could not remove {scratch}: {e}")

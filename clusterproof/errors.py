@@ -18,6 +18,9 @@ class InventoryError(ClusterproofError):
         lines = "\n".join(f"  {source}: {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} problem(s) in the cluster file {source}:\n{lines}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, list[str]]]:  # picklable (shared between xdist workers)
+        return (type(self), (self.source, self.problems))
+
 
 class ParseError(ClusterproofError):
     """A tool's output (nccl-tests log, GID table, NCCL debug file) could not be read."""
@@ -35,12 +38,16 @@ class CommandFailed(ClusterproofError):
         self.command = command
         self.rc = rc
         self.stderr = stderr
+        self.reason = reason
         tail = "\n".join(stderr.splitlines()[-20:])
         what = reason or (f"exit code {rc}" if rc is not None else "no exit code")
         msg = f"{host}: command failed ({what}): {command}"
         if tail:
             msg += f"\n--- last stderr lines ---\n{tail}"
         super().__init__(msg)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, int | None, str, str]]:
+        return (type(self), (self.host, self.command, self.rc, self.stderr, self.reason))
 
 
 class NodeUnreachable(ClusterproofError):
@@ -50,6 +57,9 @@ class NodeUnreachable(ClusterproofError):
         self.node = node
         self.reason = reason
         super().__init__(f"{node}: unreachable: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.node, self.reason))
 
 
 class SandboxError(ClusterproofError):

@@ -15,9 +15,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from clusterproof.fields import ENV_NAME_RE
 from clusterproof.units import human_size, parse_size
 
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MCA_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _HOST_BAD = re.compile(r"[\s,:]")
 
@@ -28,7 +28,7 @@ DEFAULT_FLAG_ORDER: tuple[str, ...] = ("-e", "-n", "-b", "-f", "-i", "-g", "-w",
 def _check_env(env: Mapping[str, str], where: str) -> None:
     """Raise ValueError naming the variable when a name is not a shell identifier or a value is not text."""
     for name, value in env.items():
-        if not isinstance(name, str) or not _ENV_NAME_RE.match(name):
+        if not isinstance(name, str) or not ENV_NAME_RE.match(name):
             raise ValueError(
                 f"{where}: env name {name!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"
             )

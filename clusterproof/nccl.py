@@ -24,6 +24,7 @@ from clusterproof.nccl_model import (
     devices_frame,
     empty_devices,
     empty_results,
+    printed_size,
     results_frame,
 )
 from clusterproof.nccl_text import parse, parse_file
@@ -42,5 +43,6 @@ __all__ = [
     "parse",
     "parse_file",
     "parse_json",
+    "printed_size",
     "results_frame",
 ]

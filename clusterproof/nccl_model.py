@@ -58,6 +58,24 @@ _BUSBW_REL_TOL = 0.02
 _MAX_BUSBW_MESSAGES = 20
 
 
+#: Collectives whose per-rank element count is ``count / nranks``: nccl-tests rounds the size it prints down to a
+#: multiple of nranks elements (``src/<coll>.cu`` ``*GetCollByteCount``).
+_SPLIT_BY_RANKS = frozenset({"all_gather", "reduce_scatter", "alltoall", "alltoallv", "gather", "scatter"})
+
+
+def printed_size(collective: str, requested_bytes: int, nranks: int, type_size: int = 4) -> int:
+    """The ``size`` column nccl-tests prints for a requested ``-b``/``-e`` size.
+
+    ``all_gather_perf -b 64K`` on 3 ranks prints 65532, not 65536: the element count is split over the ranks and
+    rounded down. Other collectives round to whole elements only.
+    """
+    count = requested_bytes // type_size
+    name = collective.removesuffix("_perf")
+    if name in _SPLIT_BY_RANKS and nranks > 0:
+        count = (count // nranks) * nranks
+    return count * type_size
+
+
 def busbw_factor(collective: str, nranks: int) -> float:
     """Return the factor nccl-tests multiplies algbw by to print busbw, for ``nranks`` ranks.
 

@@ -18,7 +18,7 @@ _SECRET_NAME = r"(?:SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|ACCESS_K
 #: Values that are never secrets, whatever the name (`use_token=False`).
 _NOT_SECRET_VALUE = r"(?!(?:True|False|None|true|false|null)\b)"
 _ENV_ASSIGN = re.compile(
-    rf"(?P<name>\b[A-Za-z0-9_]*{_SECRET_NAME}[A-Za-z0-9_]*)(?P<sep>[\"']?\s*[=:]\s*)(?P<q>[\"']?){_NOT_SECRET_VALUE}(?P<value>[^\s\"',;]+)",
+    rf"(?P<name>\b[A-Za-z0-9_]*{_SECRET_NAME}[A-Za-z0-9_]*)(?P<sep>[\"']?\s*[=:]\s*)(?P<q>[\"']?){_NOT_SECRET_VALUE}(?P<value>[^\s\"',;<]+)",
     re.IGNORECASE,
 )
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL)

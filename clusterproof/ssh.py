@@ -31,7 +31,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 import select
 import shlex
 import threading
@@ -44,6 +43,7 @@ from typing import IO, TypeVar
 import paramiko
 
 from clusterproof.errors import CommandFailed, InventoryError, NodeUnreachable
+from clusterproof.fields import ENV_NAME_RE
 from clusterproof.inventory import Inventory, JumpHost, Node, SshSettings
 from clusterproof.redact import redact
 from clusterproof.ssh_connect import Connector
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: stdin larger than this is sent from a helper thread, so that a command that writes a lot before reading
 #: its input cannot dead-lock against us (both SSH windows full).
 _INLINE_STDIN_BYTES = 256 * 1024
@@ -110,7 +109,7 @@ def render_command(command: str | Sequence[str]) -> str:
 def _with_env(command: str, env: Mapping[str, str] | None) -> str:
     if not env:
         return command
-    bad = [k for k in env if not _ENV_NAME.match(k)]
+    bad = [k for k in env if not ENV_NAME_RE.match(k)]
     if bad:
         raise ValueError(f"not environment variable names: {', '.join(map(repr, bad))}")
     assignments = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())

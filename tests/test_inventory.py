@@ -139,3 +139,15 @@ def test_env_file_must_be_private(tmp_path: Path) -> None:
     f.write_text("not an assignment\n")
     with pytest.raises(InventoryError, match="line 1: expected NAME=VALUE"):
         read_env_file(f)
+
+
+def test_sweep_from_zero_and_bad_hca_names_are_refused() -> None:
+    probs = problems_of(minimal(nccl_tests={"sweep": {"min_bytes": 0}}, network={"hcas": ["mlx5_0,mlx5_1", "mlx5_2:1"]}))
+    assert "nccl_tests.sweep.min_bytes: must be at least 1 byte, got 0" in probs
+    assert "network.hcas: 'mlx5_0,mlx5_1' is not an HCA name (e.g. mlx5_0 or mlx5_0:1; one per list entry)" in probs
+    assert not any("mlx5_2:1" in p for p in probs)
+
+
+def test_srun_env_values_may_contain_commas() -> None:
+    inv = parse_inventory(minimal(nccl_tests={"launcher": "srun", "env": {"NCCL_SOCKET_IFNAME": "eth0,eth1"}}))
+    assert inv.nccl_tests.env == {"NCCL_SOCKET_IFNAME": "eth0,eth1"}

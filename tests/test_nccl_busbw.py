@@ -118,3 +118,15 @@ def test_nccl_run_defaults_are_empty_and_typed() -> None:
     assert str(run.results["wrong"].dtype) == "Int64" and str(run.results["size_bytes"].dtype) == "int64"
     assert list(run.devices.columns) == list(nccl.DEVICE_COLUMNS)
     assert (run.sizes(), run.wrong_total(), run.complete, run.errors) == ([], 0, False, [])
+
+
+def test_printed_size_rounds_split_collectives_to_whole_ranks() -> None:
+    from clusterproof.nccl import printed_size
+
+    # measured with the stand-in at -np 3: all_gather -b 64K -e 256K prints 65532 and 262140
+    assert printed_size("all_gather", 64 << 10, 3) == 65532
+    assert printed_size("all_gather_perf", 256 << 10, 3) == 262140
+    assert printed_size("reduce_scatter", 64 << 10, 3) == 65532
+    assert printed_size("alltoall", 1 << 20, 4) == 1 << 20  # divides: unchanged
+    assert printed_size("all_reduce", 64 << 10, 3) == 64 << 10  # not split by ranks
+    assert printed_size("broadcast", 1 << 20, 6) == 1 << 20

@@ -185,3 +185,25 @@ def test_keyword_arguments_in_a_traceback_are_not_an_environment_dump() -> None:
     assert remove_env_dumps(traceback) == traceback
     dump = "\n".join(f"{k}=v{i}" for i, k in enumerate(["PATH", "HOME", "USER", "SHELL", "AWS_REGION", "lower_one"]))
     assert remove_env_dumps(dump) == "[environment dump removed: 6 variables]"
+
+
+def test_junit_xml_is_scrubbed_in_place_and_stays_valid(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from clusterproof.redact import REDACTOR
+    from clusterproof.report.scrub import scrub_xml_file
+
+    REDACTOR.add("planted-junit-secret-123")
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest"><testcase name="t">'
+        '<failure message="AWS_SECRET_ACCESS_KEY=&quot;wJalrXUtnFEMI&quot; leaked">key planted-junit-secret-123 in '
+        "output CP_CREDENTIALS_TOKEN=abc.def</failure></testcase></testsuite></testsuites>"
+    )
+    assert scrub_xml_file(junit)
+    text = junit.read_text()
+    for secret in ("planted-junit-secret-123", "wJalrXUtnFEMI", "abc.def"):
+        assert secret not in text
+    failure = ET.parse(junit).find(".//failure")
+    assert failure is not None and failure.text is not None and "in output" in failure.text
+    assert not scrub_xml_file(junit)  # nothing left to change

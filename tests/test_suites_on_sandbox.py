@@ -183,6 +183,8 @@ def test_runner_fetches_debug_files_and_leaves_nothing_behind(sandbox: Sandbox, 
         # one NCCL_DEBUG_FILE per rank, fetched from the node that wrote it (%h = its hostname)
         assert sorted(name.split("/")[0] for name in res.debug_files) == ["node01", "node02", "node03", "node04"]
         assert all("NCCL_IB_GID_INDEX set by environment to 5" in text for text in res.debug_files.values())
-        leftovers = pool.run_all(f"ls -d /tmp/clusterproof-{res.job_id}* /tmp/clusterproof/e2e-runner/{res.job_id} 2>/dev/null; true")
+        kept = sorted(p.name for p in (tmp_path / "logs" / res.job_id).iterdir())  # the raw evidence stays
+        assert len(kept) == 4 and all(name.startswith(f"node0{i + 1}-nccl.node0{i + 1}.") for i, name in enumerate(kept))
+        leftovers = pool.run_all("ls -d /tmp/clusterproof/e2e-runner 2>/dev/null; true")  # scratch and run dir gone
         assert {node: r.stdout.strip() for node, r in leftovers.items()} == {n.name: "" for n in inv.nodes}  # type: ignore[union-attr]
     assert not res.cleanup_errors

@@ -17,6 +17,7 @@ def imports_of(path: Path) -> set[str]:
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)  # `from clusterproof import sandbox`
     return names
 
 
@@ -25,7 +26,8 @@ def offenders(files: list[Path], banned: tuple[str, ...]) -> list[str]:
     for f in files:
         for name in sorted(imports_of(f)):
             if any(name == b or name.startswith(b + ".") for b in banned):
-                out.append(f"{f.relative_to(ROOT)} imports {name}")
+                where = f.relative_to(ROOT) if f.is_relative_to(ROOT) else f
+                out.append(f"{where} imports {name}")
     return out
 
 
@@ -48,5 +50,6 @@ def test_only_cli_benches_and_sandbox_itself_depend_on_the_sandbox() -> None:
 
 def test_walls_checker_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text("import pytest\nfrom clusterproof.sandbox import cluster\n")
-    assert imports_of(bad) == {"pytest", "clusterproof.sandbox"}
+    bad.write_text("import pytest\nfrom clusterproof.sandbox import cluster\nfrom clusterproof import sandbox\n")
+    assert imports_of(bad) >= {"pytest", "clusterproof.sandbox", "clusterproof.sandbox.cluster"}
+    assert offenders([bad], ("clusterproof.sandbox",))  # both forms are caught

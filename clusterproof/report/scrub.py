@@ -221,3 +221,31 @@ def scan_dir(root: Path, skip: Iterable[Path] = ()) -> ScanResult:
             text = html.unescape(_DATA_URI.sub("", text))
         leaks.extend(_text_leaks(rel, text))
     return ScanResult(files, size, leaks)
+
+
+def scrub_xml_file(path: Path) -> bool:
+    """Scrub every text node and attribute value of an XML file (e.g. pytest's ``junit.xml``) in place.
+
+    Parsing first keeps the file valid XML and sees secrets that escaping (``&quot;``) would hide from a text
+    pass. Returns True when anything changed.
+    """
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(path)
+    changed = False
+    for el in tree.iter():
+        for attr in ("text", "tail"):
+            value = getattr(el, attr)
+            if value:
+                new = scrub(value)
+                if new != value:
+                    setattr(el, attr, new)
+                    changed = True
+        for key, value in el.attrib.items():
+            new = scrub(value)
+            if new != value:
+                el.attrib[key] = new
+                changed = True
+    if changed:
+        tree.write(path, encoding="utf-8", xml_declaration=True)
+    return changed

@@ -10,6 +10,7 @@ import pytest
 from clusterproof import verdict
 from clusterproof.collective import CollectiveResult
 from clusterproof.inventory import Inventory
+from clusterproof.nccl import printed_size
 from clusterproof.units import human_size
 from fixtures.nccl import CollectiveRuns, GroupSpec, explain_failure
 
@@ -24,18 +25,22 @@ def is_fatal(error: str) -> bool:
     return not any(marker in error for marker in _NOT_FATAL)
 
 
+def expected_ranks(group: GroupSpec, inventory: Inventory) -> int:
+    return sum(inventory.node(n).slots * inventory.nccl_tests.sweep.gpus_per_rank for n in group.nodes)
+
+
 def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResult, inventory: Inventory) -> None:
     res = collective_result
     if res.run is None:
         pytest.fail(f"{nccl_group.id}: output is not nccl-tests output ({res.parse_error})\n{explain_failure(res)}")
     sweep = inventory.nccl_tests.sweep
-    expected_ranks = sum(inventory.node(n).slots * sweep.gpus_per_rank for n in nccl_group.nodes)
+    ranks = expected_ranks(nccl_group, inventory)
     problems = verdict.sanity(
         res.run.results,
         collective=nccl_group.collective,
         n_nodes=nccl_group.n_nodes,
-        expected_sizes=sweep.sizes(),
-        expected_ranks=expected_ranks,
+        expected_sizes=[printed_size(nccl_group.collective, s, ranks) for s in sweep.sizes()],
+        expected_ranks=ranks,
         nranks=res.run.nranks,
         complete=res.run.complete,
         rc=res.rc,
@@ -53,7 +58,8 @@ def test_nccl_busbw_meets_threshold(
     label = f"{nccl_group.collective} {nccl_group.n_nodes} nodes {human_size(nccl_size)}"
     if res.run is None:
         pytest.fail(f"{label}: no parsable output (see test_nccl_run_sane[{nccl_group.id}])\n{explain_failure(res)}")
-    rows = res.run.results[res.run.results["size_bytes"] == nccl_size]
+    printed = printed_size(nccl_group.collective, nccl_size, expected_ranks(nccl_group, inventory))
+    rows = res.run.results[res.run.results["size_bytes"] == printed]
     if rows.empty:
         pytest.fail(f"{label}: no result at this size (the run died or skipped it; see test_nccl_run_sane[{nccl_group.id}])")
     problems = verdict.performance(rows, inventory.thresholds, collective=nccl_group.collective, n_nodes=nccl_group.n_nodes)

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.transport, pytest.mark.nccl, pytest.mark.exclusive, py
 def _report(res: CollectiveResult, inventory: Inventory) -> nccl_debug.TransportReport:
     if inventory.nccl_tests.debug == "off":
         pytest.skip("nccl_tests.debug is off: NCCL was not asked for its logs")
-    if res.run is not None and res.run.standin:
+    if inventory.standin or (res.run is not None and res.run.standin):
         pytest.skip("CPU stand-in: no NCCL, transport not provable")
     report = nccl_debug.parse_debug_files(res.debug_files)
     reason = nccl_debug.no_nccl_reason(report)

@@ -1,0 +1,55 @@
+"""The launcher command built from an inventory: the field's own mpirun form, and srun with any env value."""
+
+from __future__ import annotations
+
+import pytest
+
+from clusterproof.collective import file_lock, launcher_argv
+from clusterproof.errors import ClusterproofError
+from clusterproof.inventory import parse_inventory
+
+
+def inventory(launcher: str, slots: tuple[int, int] = (8, 8)) -> object:
+    return parse_inventory({
+        "nodes": [{"name": "node01", "host": "10.1.1.5", "slots": slots[0]}, {"name": "node02", "host": "10.1.1.6", "slots": slots[1]}],
+        "ssh": {"key_file": "/k", "known_hosts": "/kh"},
+        "nccl_tests": {"bin_dir": "./build", "launcher": launcher, "mca": {"coll": "^hcoll", "pml": "ob1", "btl": "tcp,self"},
+                       "sweep": {"min_bytes": "512M", "max_bytes": "8G", "step_factor": 2, "iters": 200, "gpus_per_rank": 1}},
+    })
+
+
+def test_mpirun_from_an_inventory_is_the_fields_own_form() -> None:
+    inv = inventory("mpirun")
+    argv = launcher_argv(inv, "all_reduce", inv.nodes, {"NCCL_IB_GID_INDEX": "5"})  # type: ignore[attr-defined]
+    assert " ".join(argv) == (
+        "mpirun -H 10.1.1.5:8,10.1.1.6:8 -x NCCL_IB_GID_INDEX=5 -mca coll ^hcoll -mca pml ob1 -mca btl tcp,self "
+        "./build/all_reduce_perf -e 8G -n 200 -b 512M -f 2 -g 1 -w 5 -c 1"
+    )
+
+
+def test_srun_carries_values_with_commas_through_env() -> None:
+    inv = inventory("srun")
+    env = {"NCCL_DEBUG_SUBSYS": "INIT,NET", "NCCL_IB_HCA": "=mlx5_0:1,mlx5_1:1"}
+    argv = launcher_argv(inv, "all_gather", inv.nodes, env)  # type: ignore[attr-defined]
+    assert argv[:3] == ["env", "NCCL_DEBUG_SUBSYS=INIT,NET", "NCCL_IB_HCA==mlx5_0:1,mlx5_1:1"]
+    assert argv[3:9] == ["srun", "-N", "2", "--ntasks-per-node=8", "--mpi=pmix", "--nodelist=node01,node02"]
+    assert "--export=ALL" in argv and argv[argv.index("--export=ALL") + 1] == "./build/all_gather_perf"
+
+
+def test_srun_needs_equal_slots() -> None:
+    inv = inventory("srun", slots=(8, 4))
+    with pytest.raises(ClusterproofError, match="srun needs the same slots on every node"):
+        launcher_argv(inv, "all_reduce", inv.nodes, {})  # type: ignore[attr-defined]
+
+
+def test_file_lock_refuses_a_symlinked_lock_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o700)
+    (locks / "x.lock").symlink_to(victim)
+    with pytest.raises(OSError), file_lock(locks, "x"):
+        pass
+    assert victim.read_text() == "keep me"
+    with file_lock(locks, "y"):
+        assert (locks / "y.lock").exists()
