@@ -1,0 +1,58 @@
+"""N = 32: the node and network suites, unchanged, against a 32-node sandbox (a small sweep keeps it short)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from clusterproof.cli import sandbox_down, sandbox_up
+from clusterproof.sandbox import cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE_DIR = Path("/tmp/cp-32-sandbox")
+
+pytestmark = [
+    pytest.mark.needs_root,
+    pytest.mark.needs_sandbox,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (network namespaces, one sshd per node)"),
+]
+
+
+@pytest.fixture(scope="module")
+def inventory_32(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Yields: an inventory for a 32-node sandbox (nodes only, no RGW), with a tiny all_reduce sweep.
+    Scope: module. Cleans up: the whole sandbox."""
+    if cluster.read_state(STATE_DIR) is not None:
+        sandbox_down(STATE_DIR)
+    inv = sandbox_up(32, STATE_DIR, with_storage=False, subnet="192.168.87", prefix="cpw_")
+    try:
+        doc = yaml.safe_load(inv.read_text())
+        doc["nccl_tests"].update(
+            collectives=["all_reduce"], node_counts=[8],
+            sweep={"min_bytes": "1K", "max_bytes": "16K", "step_factor": 4, "iters": 2, "warmup_iters": 1, "gpus_per_rank": 1, "check": 1},
+        )
+        doc["thresholds"] = {}
+        out = tmp_path_factory.mktemp("inv32") / "inventory.yaml"
+        out.write_text(yaml.safe_dump(doc))
+        yield out
+    finally:
+        sandbox_down(STATE_DIR)
+
+
+def test_suites_pass_on_32_nodes(inventory_32: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "pytest", "suites/nodes", "suites/network", "--cluster", str(inventory_32),
+           "--reports-dir", str(tmp_path), "-p", "no:cacheprovider", "-q", "-n", "2"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-2000:]
+    df = pd.read_parquet(tmp_path / "latest" / "results.parquet")
+    assert sorted(set(df["n_nodes"])) == [8, 32]
+    assert (df[df["n_nodes"] == 32]["n_ranks"] == 32).all() and (df["wrong"] == 0).all()
+    assert len(pd.read_csv(tmp_path / "latest" / "nodes.csv")) == 32
