@@ -57,7 +57,7 @@ def own_storage() -> Iterator[Path]:
     port = _free_port()
     env = {**os.environ, "CP_RGW_ENDPOINT": info.endpoint, **read_env_file(secrets_file)}
     log = open(state / "service.log", "ab")  # noqa: SIM115 - handed to the child
-    service = subprocess.Popen([sys.executable, "-m", "clusterproof.s3.service", "--port", str(port)],
+    service = subprocess.Popen([sys.executable, "-m", "clusterproof.cli", "serve-credentials", "--port", str(port)],
                                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"

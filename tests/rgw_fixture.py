@@ -1,7 +1,8 @@
 """A real single-node Ceph RGW for the library's integration tests, started once per test session (per xdist
 worker) on free ports in its own /tmp directory, and stopped at the end.
 
-Test modules import the fixtures explicitly: ``from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401``.
+Test modules import the fixtures explicitly: ``from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401``
+(and ``foreign_owner`` where a bucket must belong to someone other than the admin).
 """
 
 from __future__ import annotations
@@ -65,3 +66,17 @@ def rgw_bucket(rgw_admin: RgwAdminSession) -> Iterator[Callable[[], str]]:
     yield new_bucket
     problems = [p for name in created for p in delete_bucket(rgw_admin.s3, name)]
     assert not problems, "bucket cleanup failed:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def foreign_owner(rgw_admin: RgwAdminSession) -> Iterator[tuple[str, str]]:
+    """Yields: (uid, access key) of a user (not the admin) that owns one bucket, named like the uid.
+    Removing that key (``rgw_admin.rgw.remove_key``) makes every rewrite of the bucket's policy fail: a real way
+    to make a deletion with bucket-policy grants fail. Scope: function.
+    Cleans up: the user with its bucket and objects."""
+    uid = f"cpt-owner-{secrets.token_hex(4)}"
+    user = rgw_admin.rgw.create_user(uid=uid, display_name=uid, generate_key=True)
+    key = user["keys"][0]
+    rgw_admin.client("s3", key["access_key"], key["secret_key"]).create_bucket(Bucket=uid)
+    yield uid, key["access_key"]
+    rgw_admin.rgw.remove_user(uid=uid, purge_data=True)

@@ -8,6 +8,7 @@ import pytest
 
 from clusterproof.redact import REDACTOR
 from clusterproof.s3.model import (
+    ReapError,
     TempCredential,
     normalise_prefix,
     validate_bucket,
@@ -60,12 +61,35 @@ def test_s3_permissions_are_r2_names() -> None:
 
 def test_s3_credential_repr_hides_secret_and_token_and_registers_them() -> None:
     cred = TempCredential(
-        id="cptmp_acme_1_abcdef01", access_key_id="AKIDEXAMPLE", secret_access_key="s3cr3t-value-123",
+        id="cptmp_acme_1_abcdef01", access_key_id="AKIDEXAMPLE0123", secret_access_key="s3cr3t-value-123",
         session_token="t0ken-value-456", expires_at=datetime(2026, 1, 1, tzinfo=UTC), customer="acme",
         bucket="bkt", prefix="data/", permission="object-read-write", issuer="sts",
     )
     for text in (repr(cred), str(cred), f"{cred}"):
         assert "s3cr3t-value-123" not in text and "t0ken-value-456" not in text
-        assert "AKIDEXAMPLE" in text and "***" in text
+        assert "AKIDEXAMPLE0123" not in text and "access_key_id='AKID***'" in text, text
+        assert "cptmp_acme_1_abcdef01" in text  # the id is a name, not a secret
     assert REDACTOR.redact("key s3cr3t-value-123 tok t0ken-value-456") == "key ***REDACTED*** tok ***REDACTED***"
-    assert cred.client_kwargs()["session_token"] == "t0ken-value-456"
+    assert REDACTOR.redact("access key AKIDEXAMPLE0123") == "access key ***REDACTED***"
+    assert cred.client_kwargs() == {"access_key": "AKIDEXAMPLE0123", "secret_key": "s3cr3t-value-123",
+                                    "session_token": "t0ken-value-456"}
+
+
+def test_s3_credential_whose_id_is_the_access_key_masks_both() -> None:
+    """An R2 service that returns no id makes the access key the id (HttpIssuer): repr must not print it there."""
+    cred = TempCredential(
+        id="R2KEYID0000111122223333", access_key_id="R2KEYID0000111122223333", secret_access_key="r2-secret-value",
+        session_token="r2-session-token", expires_at=datetime(2026, 1, 1, tzinfo=UTC), customer="acme",
+        bucket="bkt", prefix="data/", permission="object-read-only", issuer="http",
+    )
+    assert "R2KEYID0000111122223333" not in repr(cred) and "id='R2KE***'" in repr(cred)
+
+
+def test_s3_reap_error_keeps_deleted_ids_and_pickles() -> None:
+    import pickle
+
+    err = ReapError("rgw-user reap acme", ["cptmp_acme_1_00000001"], {"cptmp_acme_1_00000002": "HTTP 500"})
+    assert err.deleted == ["cptmp_acme_1_00000001"] and err.failures == {"cptmp_acme_1_00000002": "HTTP 500"}
+    assert "cptmp_acme_1_00000002: HTTP 500" in str(err) and "cptmp_acme_1_00000001" in str(err)
+    copy = pickle.loads(pickle.dumps(err))
+    assert (type(copy), str(copy), copy.deleted, copy.failures) == (ReapError, str(err), err.deleted, err.failures)

@@ -47,6 +47,8 @@ def test_s3_rgw_user_credential_scoped_and_revocable(issuer: RgwUserIssuer, rgw:
     assert before + timedelta(seconds=599) <= cred.expires_at <= datetime.now(UTC) + timedelta(seconds=601)
     assert cred.session_token is None and cred.prefix == "data/" and cred.issuer == "rgw-user"
     assert REDACTOR.redact(cred.secret_access_key) == "***REDACTED***"
+    assert REDACTOR.redact(cred.access_key_id) == "***REDACTED***", "the access key id must be registered too"
+    assert cred.access_key_id not in repr(cred)
     assert _works(rgw.endpoint, cred, "data/x") == ALLOW
     assert _works(rgw.endpoint, cred, "data2/x") == DENY
     issuer.revoke(cred)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from clusterproof.redact import MASK, REDACTOR
 from clusterproof.s3 import (
     RgwAdminSession,
     StsIssuer,
@@ -36,6 +37,9 @@ def test_s3_sts_credential_scoped_and_revocable(sts: StsIssuer, rgw: RgwInfo, rg
     assert cred.session_token and name is not None and name.customer == "sts-acme"
     assert abs((cred.expires_at - datetime.now(UTC)).total_seconds() - 900) < 30
     assert "SessionToken" not in repr(cred) and cred.session_token not in repr(cred)
+    assert cred.access_key_id not in repr(cred) and cred.access_key_id[:4] + "***" in repr(cred)
+    for value in (cred.access_key_id, cred.secret_access_key, cred.session_token):
+        assert REDACTOR.redact(f"<{value}>") == f"<{MASK}>", "an STS key part is not registered for redaction"
     rgw_admin.s3.put_object(Bucket=bucket, Key="data/seed", Body=b"s")
     rgw_admin.s3.put_object(Bucket=bucket, Key="data2/seed", Body=b"s")
     c = s3_client(rgw.endpoint, **cred.client_kwargs())
@@ -56,8 +60,18 @@ def test_s3_sts_reap_removes_expired_roles_only(sts: StsIssuer, rgw_bucket: Call
     other = sts.issue("sts-other", bucket, "c/", 900)
     at = short.expires_at + timedelta(seconds=3)
     assert sts.reap("sts-reap", now=at) == [short.id]
-    assert sorted(temp_ids(rgw_admin, "sts-")) == sorted([long.id, other.id])
+    assert sorted(temp_ids(rgw_admin, "sts")) == sorted([long.id, other.id])
     assert sts.reap("sts-reap", now=at) == []
+
+
+def test_s3_sts_purge_of_g1_leaves_g10_roles(sts: StsIssuer, rgw_bucket: Callable[[], str], rgw_admin: RgwAdminSession) -> None:  # noqa: F811
+    """The fixtures' STS teardown purges its worker's tag: g1's must not reach g10's roles (a text prefix)."""
+    bucket = rgw_bucket()
+    g1 = sts.issue("sts-run-g1-aaaaaa", bucket, "a/", 900)
+    g10 = sts.issue("sts-run-g10-bbbbbb", bucket, "b/", 900)
+    assert sts.list_ids("sts-run-g1") == [g1.id]
+    assert sts.purge("sts-run-g1") == [g1.id]
+    assert temp_ids(rgw_admin, "sts-run") == [g10.id]
 
 
 @pytest.mark.parametrize("ttl", [0, -1, 43201])

@@ -7,7 +7,8 @@
 
 All three: ``issue(customer, bucket, prefix, ttl_seconds, permission) -> TempCredential``, ``revoke(credential)``,
 ``reap(customer=None, now=None) -> list[str]``. Bad input raises ValueError and creates nothing; service failures
-raise IssuerError. ``matrix`` holds the access cases the suites run; ``holes`` finds weakened grants.
+raise IssuerError; a reap that deletes some and fails on others raises ReapError (with the ids it did delete).
+``matrix`` holds the access cases the suites run; ``holes`` finds weakened grants.
 """
 
 from clusterproof.s3.admin import RgwAdminSession
@@ -18,6 +19,7 @@ from clusterproof.s3.model import (
     CredentialIssuer,
     IssuerError,
     Permission,
+    ReapError,
     TempCredential,
     normalise_prefix,
     validate_bucket,
@@ -36,6 +38,7 @@ __all__ = [
     "HttpIssuer",
     "IssuerError",
     "Permission",
+    "ReapError",
     "RgwAdminSession",
     "RgwUserIssuer",
     "StsIssuer",

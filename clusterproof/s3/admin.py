@@ -65,6 +65,7 @@ class RgwAdminSession:
             raise ValueError(f"endpoint {endpoint!r}: expected http://host:port or https://host:port")
         if not access_key or not secret_key:
             raise ValueError("admin access key and secret key must not be empty")
+        REDACTOR.add(access_key)  # no access key may reach a report either, the admin's included
         REDACTOR.add(secret_key)
         self.endpoint = endpoint.rstrip("/")
         self.region = region
@@ -103,16 +104,17 @@ class RgwAdminSession:
         """Create a user that cannot create buckets (``max_buckets=-1``) with one S3 key.
 
         Returns:
-            (access key, secret key); the secret is registered for redaction.
+            (access key, secret key); both are registered for redaction.
         """
         user = self._admin_call(f"create user {uid}", self.rgw.create_user, uid=uid, display_name=display_name,
                                 generate_key=True, max_buckets=-1)
         key = user["keys"][0]
+        REDACTOR.add(key["access_key"])
         REDACTOR.add(key["secret_key"])
         return key["access_key"], key["secret_key"]
 
     def user_keys(self, uid: str) -> tuple[str, str] | None:
-        """The first S3 key of ``uid``, or None when the user does not exist."""
+        """The first S3 key of ``uid`` (both halves registered for redaction), or None when the user does not exist."""
         try:
             user = self.rgw.get_user(uid=uid)
         except NoSuchUser:
@@ -122,6 +124,7 @@ class RgwAdminSession:
         keys = user.get("keys") or []
         if not keys:
             return None
+        REDACTOR.add(keys[0]["access_key"])
         REDACTOR.add(keys[0]["secret_key"])
         return keys[0]["access_key"], keys[0]["secret_key"]
 

@@ -1,24 +1,76 @@
-"""Finding and removing what tests leave on an RGW: temporary users and roles by customer prefix, helper users and
-buckets by name prefix. Every function keeps going past errors and returns the problems it met.
+"""Finding and removing what tests leave on an RGW: temporary users and roles by customer scope (the customer id and
+``<scope>-...``, see ``names.customer_in_scope``), helper users and buckets by name prefix. The sweep keeps going
+past errors and returns the problems it met. ``grant_state`` tells a temporary principal without its policy (an
+orphan) from one that has it or is gone.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from clusterproof.s3.admin import RgwAdminSession
 from clusterproof.s3.client import AWS_ERRORS, answer_of
 from clusterproof.s3.model import IssuerError
-from clusterproof.s3.names import decode_role_name, decode_uid
+from clusterproof.s3.names import customer_in_scope, decode_role_name, decode_uid, validate_scope
 from clusterproof.s3.rgw_user import RgwUserIssuer
 from clusterproof.s3.sts import StsIssuer
 
+GrantState = Literal["granted", "no-grant", "gone"]
 
-def temp_ids(admin: RgwAdminSession, customer_prefix: str) -> list[str]:
-    """Temporary users and roles whose customer id starts with ``customer_prefix``."""
-    users = [u for u in admin.user_ids() if (n := decode_uid(u)) and n.customer.startswith(customer_prefix)]
-    roles = [r for r in admin.role_names() if (n := decode_role_name(r)) and n.customer.startswith(customer_prefix)]
+
+def temp_ids(admin: RgwAdminSession, scope: str) -> list[str]:
+    """Temporary users and roles whose customer is ``scope`` or ``scope-...`` (never ``scope0...``).
+
+    Raises:
+        ValueError: ``scope`` is not a valid customer id.
+        IssuerError: users or roles could not be listed.
+    """
+    validate_scope(scope)
+    users = [u for u in admin.user_ids() if (n := decode_uid(u)) and customer_in_scope(n.customer, scope)]
+    roles = [r for r in admin.role_names() if (n := decode_role_name(r)) and customer_in_scope(n.customer, scope)]
     return users + roles
+
+
+def grant_state(admin: RgwAdminSession, ident: str) -> GrantState:
+    """Whether the temporary user or role ``ident`` carries its policy.
+
+    RGW 16.2 answers NoSuchEntity both for a principal without policies and for one that does not exist, so a
+    not-found answer is followed by an existence check. Only that definite answer decides; anything else (an
+    outage, AccessDenied, an unreadable answer) is raised, never guessed.
+
+    Returns:
+        ``granted`` (it has at least one policy), ``no-grant`` (it exists without one: an orphan) or ``gone``.
+    Raises:
+        ValueError: ``ident`` is not a temporary user's uid or role's name.
+        IssuerError: RGW gave no definite answer (the message has it).
+    """
+    is_role = decode_role_name(ident) is not None
+    if not is_role and decode_uid(ident) is None:
+        raise ValueError(f"{ident!r}: not a temporary user or role of this scheme")
+    try:
+        if is_role:
+            names = admin.iam.list_role_policies(RoleName=ident).get("PolicyNames")
+        else:
+            names = admin.iam.list_user_policies(UserName=ident).get("PolicyNames")
+    except AWS_ERRORS as e:
+        answer = answer_of(e)
+        if not answer.not_found:
+            raise IssuerError(f"{admin.endpoint}: list policies of {ident}: {answer}") from None
+        return "no-grant" if _exists(admin, ident, is_role) else "gone"
+    return "granted" if names else ("no-grant" if _exists(admin, ident, is_role) else "gone")
+
+
+def _exists(admin: RgwAdminSession, ident: str, is_role: bool) -> bool:
+    if not is_role:
+        return admin.user_display_name(ident) is not None
+    try:
+        admin.iam.get_role(RoleName=ident)
+    except AWS_ERRORS as e:
+        answer = answer_of(e)
+        if answer.not_found:
+            return False
+        raise IssuerError(f"{admin.endpoint}: get role {ident}: {answer}") from None
+    return True
 
 
 def delete_bucket(s3: Any, bucket: str) -> list[str]:
@@ -47,31 +99,37 @@ def delete_bucket(s3: Any, bucket: str) -> list[str]:
     return problems
 
 
-def sweep(admin: RgwAdminSession, customer_prefix: str, bucket_prefix: str) -> list[str]:
-    """Delete the temporary users and roles whose customer starts with ``customer_prefix``, the users whose uid
-    starts with ``customer_prefix + "-"`` (helpers such as the sts assumer), and the buckets whose name starts
-    with ``bucket_prefix`` together with their objects.
+def sweep(admin: RgwAdminSession, scope: str, bucket_prefix: str) -> list[str]:
+    """Delete the temporary users and roles whose customer is ``scope`` or ``scope-...``, the users whose uid
+    starts with ``scope + "-"`` (helpers such as the sts assumer), and the buckets whose name starts with
+    ``bucket_prefix`` together with their objects.
 
     Returns:
         The problems met (the sweep keeps going).
     Raises:
-        ValueError: an empty prefix (a typo must not wipe the RGW).
+        ValueError: a scope that is not a valid customer id, or an empty bucket prefix (a typo must not wipe
+            the RGW).
     """
-    if not customer_prefix or not bucket_prefix:
-        raise ValueError("sweep needs non-empty customer and bucket prefixes")
+    validate_scope(scope)
+    if not bucket_prefix:
+        raise ValueError("sweep needs a non-empty bucket prefix")
     problems: list[str] = []
     for issuer in (RgwUserIssuer(admin.endpoint, *admin.keys, region=admin.region),
                    StsIssuer(admin.endpoint, *admin.keys, region=admin.region)):
         try:
-            issuer.purge(customer_prefix)
+            issuer.purge(scope)
         except IssuerError as e:
             problems.append(f"{issuer.kind} purge: {e}")
     try:
-        for uid in list(admin.user_ids()):
-            if uid.startswith(customer_prefix + "-"):
-                admin.delete_user(uid)
+        helpers = [uid for uid in admin.user_ids() if uid.startswith(scope + "-")]
     except IssuerError as e:
+        helpers = []
         problems.append(str(e))
+    for uid in helpers:
+        try:
+            admin.delete_user(uid)
+        except IssuerError as e:
+            problems.append(str(e))
     try:
         buckets = [b["Name"] for b in admin.s3.list_buckets().get("Buckets", [])]
     except AWS_ERRORS as e:

@@ -27,6 +27,8 @@ from botocore.parsers import ResponseParserError
 from clusterproof.redact import REDACTOR
 
 DEFAULT_REGION = "default"
+#: Error codes that mean "refused": the credential is not (or no longer) allowed to do this.
+DENIAL_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "ExpiredToken"})
 #: Everything a boto3 call against RGW may raise for a service answer or a transport problem.
 AWS_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError, ResponseParserError)
 
@@ -67,11 +69,12 @@ def make_client(
     timeout_s: float = 10.0,
     anonymous: bool = False,
 ) -> Any:
-    """A boto3 client for ``service`` ("s3", "iam" or "sts") on ``endpoint``; keys are registered for redaction.
+    """A boto3 client for ``service`` ("s3", "iam" or "sts") on ``endpoint``; access key, secret and token are
+    registered for redaction.
 
     ``anonymous=True`` sends unsigned requests (what a browser or ``curl`` does with a public object).
     """
-    for secret in (secret_key, session_token):
+    for secret in (access_key, secret_key, session_token):
         REDACTOR.add(secret)
     with _SESSION_LOCK:
         client = _SESSION.client(
@@ -102,7 +105,9 @@ class Answer:
 
     @property
     def denied(self) -> bool:
-        return self.status == 403
+        """RGW refused the credential or the request: HTTP 403, or a refusal code whatever the status
+        (``ExpiredToken`` is HTTP 400 on AWS)."""
+        return self.status == 403 or self.code in DENIAL_CODES
 
     @property
     def not_found(self) -> bool:

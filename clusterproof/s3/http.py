@@ -7,7 +7,8 @@ R2 returns no expiry and no id: when the service adds ``expiresAt`` and ``id`` t
 service does) they are used, otherwise the expiry is computed from ``ttlSeconds`` and the access key is the id.
 Revoke: ``DELETE .../temp-access-credentials/{id}``. Cleanup (the cron endpoint):
 ``POST .../temp-access-credentials/cleanup`` for one customer or ``POST {base}/client/v4/r2/temp-access-credentials/cleanup``
-for all, with an optional ``{"now": <epoch>}``; the answer's ``result.deleted`` lists the ids.
+for all, with an optional ``{"now": <epoch>}``; the answer's ``result.deleted`` lists the ids. When some deletions
+fail the answer is an error status whose ``result`` still has ``deleted`` and ``failed`` (``{id: why}``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import quote
 import requests
 
 from clusterproof.redact import REDACTOR, redact
-from clusterproof.s3.model import IssuerError, Permission, TempCredential, validate_customer
+from clusterproof.s3.model import IssuerError, Permission, ReapError, TempCredential, validate_customer
 
 API_ROOT = "/client/v4"
 R2_MAX_TTL_SECONDS = 604800
@@ -76,6 +77,8 @@ class HttpIssuer:
         except (KeyError, TypeError):
             raise IssuerError(f"{self.base_url}: the answer has no accessKeyId/secretAccessKey") from None
         token = result.get("sessionToken") or None
+        for value in (access_key, secret, token):
+            REDACTOR.add(value)  # registered the moment they arrive, before anything could log them
         expires_at = asked_at + timedelta(seconds=int(ttl_seconds))
         if result.get("expiresAt"):
             expires_at = datetime.fromisoformat(str(result["expiresAt"]).replace("Z", "+00:00")).astimezone(UTC)
@@ -96,10 +99,23 @@ class HttpIssuer:
 
         Returns:
             The ids the service deleted.
+        Raises:
+            ReapError: the service deleted some but failed on others (it answered an error whose ``result`` still
+                has ``deleted``, and ``failed`` as ``{id: why}``); the error's ``deleted`` keeps those ids.
+            IssuerError: the service failed without saying what it deleted.
         """
         path = GLOBAL_CLEANUP_PATH if customer is None else credentials_path(validate_customer(customer)) + "/cleanup"
         body = {"now": now.timestamp()} if now is not None else {}
-        result = self._call("POST", path, body)
+        try:
+            result = self._call("POST", path, body)
+        except _Failed as e:
+            partial = e.payload.get("result") if isinstance(e.payload, dict) else None
+            if isinstance(partial, dict) and isinstance(partial.get("deleted"), list):
+                failed = partial.get("failed")
+                failed = failed if isinstance(failed, dict) else {}
+                raise ReapError(f"{self.base_url} cleanup", [str(x) for x in partial["deleted"]],
+                                {str(k): redact(str(v)) for k, v in failed.items()} or {"?": str(e)}) from None
+            raise
         return [str(x) for x in (result or {}).get("deleted", [])]
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None, missing_ok: bool = False) -> Any:
@@ -112,12 +128,21 @@ class HttpIssuer:
             payload = resp.json()
         except ValueError:
             payload = None
-        messages = "; ".join(str(e.get("message", e)) for e in (payload or {}).get("errors", []) if isinstance(e, dict))
+        errors = payload.get("errors", []) if isinstance(payload, dict) else []
+        messages = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict))
         if resp.status_code == 404 and missing_ok:
             return None
         if resp.status_code == 400:
             raise ValueError(redact(messages or f"{method} {url}: 400 Bad Request"))
         if resp.status_code >= 300 or not isinstance(payload, dict) or not payload.get("success"):
-            detail = messages or redact(resp.text[:300])
-            raise IssuerError(f"{method} {url}: HTTP {resp.status_code}: {detail}")
+            detail = redact(messages or resp.text[:300])
+            raise _Failed(f"{method} {url}: HTTP {resp.status_code}: {detail}", payload)
         return payload.get("result")
+
+
+class _Failed(IssuerError):
+    """The service answered an error; ``payload`` is its JSON body (None when it sent none)."""
+
+    def __init__(self, message: str, payload: Any) -> None:
+        super().__init__(message)
+        self.payload = payload

@@ -5,14 +5,15 @@ A case is an operation at a place (``where``) relative to the grant ``bucket/pre
 ``inside-sub`` (a deeper prefix), the ``sibling`` prefix (``data2/`` next to ``data/``), the bucket ``root``,
 ``no-prefix`` (a listing without one), ``prefix-noslash`` (``data``), ``other-bucket``, ``mixed`` (inside and
 sibling keys in one DeleteObjects), the ``bucket`` itself (policy, ACL), a ``new-bucket``. The expected result per
-permission is in ``CASES``; ``run_case`` returns ``allow``, ``deny`` (HTTP 403 or a per-key AccessDenied) or
-``error:<code>`` with RGW's answer, and ``CaseResult.message`` names the hole when a deny was expected.
+permission is in ``CASES``; ``run_case`` returns ``allow``, ``deny`` (HTTP 403, a refusal code such as
+ExpiredToken, or a per-key AccessDenied) or ``error:<code>`` with RGW's answer, and ``CaseResult.message`` names the hole when a deny was expected.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -209,7 +210,8 @@ def _failure(exc: BaseException) -> Observation:
 
 
 def attempt(fn: Callable[[], Any]) -> Observation:
-    """Run one S3 call: ``allow`` when it succeeds, ``deny`` on HTTP 403, ``error:<code>`` otherwise."""
+    """Run one S3 call: ``allow`` when it succeeds, ``deny`` when refused (HTTP 403, or AccessDenied,
+    InvalidAccessKeyId or ExpiredToken whatever the status), ``error:<code>`` otherwise."""
     try:
         fn()
     except Exception as e:  # noqa: BLE001 - every failure is an observation; answer_of classifies it
@@ -217,16 +219,28 @@ def attempt(fn: Callable[[], Any]) -> Observation:
     return Observation(ALLOW, "200")
 
 
-def wait_until_denied(fn: Callable[[], Any], deadline: datetime, interval_s: float = 0.2) -> tuple[Observation, datetime]:
-    """Repeat an S3 call until it is no longer allowed or ``deadline`` (UTC) passes.
+def wait_until_denied(
+    fn: Callable[[], Any], deadline: datetime, interval_s: float = 0.2, remember: int = 5,
+) -> tuple[Observation, datetime]:
+    """Repeat an S3 call until RGW refuses it (a ``deny``: 403, AccessDenied, InvalidAccessKeyId, ExpiredToken) or
+    ``deadline`` (UTC) passes.
+
+    Anything else -- allowed, or an error such as a 500, a timeout or a reset connection -- keeps the poll going:
+    a transient error before the expiry is not the expiry.
 
     Returns:
-        The last observation and when it was made (UTC).
+        The denial and when it was observed (UTC); on timeout the last observation, whose detail lists the last
+        ``remember`` answers with their times, and when it was made.
     """
+    recent: deque[str] = deque(maxlen=remember)
     while True:
         obs, at = attempt(fn), datetime.now(UTC)
-        if obs.observed != ALLOW or at >= deadline:
+        if obs.observed == DENY:
             return obs, at
+        recent.append(f"{at.strftime('%H:%M:%S.%f')[:-3]} {obs.observed} ({obs.detail})")
+        if at >= deadline:
+            return Observation(obs.observed, f"{obs.detail}; not denied by {deadline.isoformat()}, last answers: "
+                                             + "; ".join(recent)), at
         time.sleep(interval_s)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "PERMISSIONS",
     "CredentialIssuer",
     "IssuerError",
+    "ReapError",
     "Permission",
     "TempCredential",
     "normalise_prefix",
@@ -41,9 +42,37 @@ class IssuerError(ClusterproofError):
     """The storage service refused or failed an issuer operation (not a caller mistake: those are ValueError)."""
 
 
+class ReapError(IssuerError):
+    """A reap or purge deleted what it could but some deletions failed.
+
+    Attributes:
+        deleted: the ids this call *did* delete (what ``reap`` would have returned) -- not lost with the error.
+        failures: id -> why its deletion failed (already redacted).
+    """
+
+    def __init__(self, what: str, deleted: list[str], failures: dict[str, str]) -> None:
+        self.what = what
+        self.deleted = list(deleted)
+        self.failures = dict(failures)
+        listed = "; ".join(f"{name}: {why}" for name, why in self.failures.items())
+        super().__init__(
+            f"{what}: {len(self.failures)} deletion(s) failed ({listed}); "
+            f"deleted {len(self.deleted)}: {', '.join(self.deleted) or 'none'}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (xdist, multiprocessing) despite the custom __init__
+        return (type(self), (self.what, self.deleted, self.failures))
+
+
+def mask_key_id(access_key_id: str) -> str:
+    """An access key id as ``repr`` shows it: the first 4 characters and ``***`` (enough to tell keys apart)."""
+    return f"{access_key_id[:4]}***" if access_key_id else ""
+
+
 @dataclass(frozen=True)
 class TempCredential:
-    """A temporary S3 credential scoped to one bucket and prefix. ``repr`` hides the secret and the token.
+    """A temporary S3 credential scoped to one bucket and prefix. ``repr`` hides the secret and the token and shows
+    only the first 4 characters of the access key id; all three are registered with the redactor.
 
     ``id`` is what ``revoke`` and ``reap`` name: the RGW uid, the IAM role name, or the provider's id.
     """
@@ -60,14 +89,18 @@ class TempCredential:
     issuer: str = ""
 
     def __post_init__(self) -> None:
-        # Every path that mints a credential builds this object, so registering here covers all of them.
+        # Every path that mints or receives a credential builds this object, so registering here covers all of
+        # them (the issuers also register right where the keys arrive, before anything could log them).
+        REDACTOR.add(self.access_key_id)
         REDACTOR.add(self.secret_access_key)
         REDACTOR.add(self.session_token)
 
     def __repr__(self) -> str:
         token = "'***'" if self.session_token else "None"
+        # An R2 service that returns no id makes the access key the id: mask it there too.
+        shown_id = mask_key_id(self.id) if self.id == self.access_key_id else self.id
         return (
-            f"TempCredential(id={self.id!r}, access_key_id={self.access_key_id!r}, secret_access_key='***', "
+            f"TempCredential(id={shown_id!r}, access_key_id={mask_key_id(self.access_key_id)!r}, secret_access_key='***', "
             f"session_token={token}, expires_at={self.expires_at.isoformat()!r}, customer={self.customer!r}, "
             f"bucket={self.bucket!r}, prefix={self.prefix!r}, permission={self.permission!r}, issuer={self.issuer!r})"
         )
@@ -111,6 +144,10 @@ class CredentialIssuer(Protocol):
         Returns:
             The ids this call deleted (another reaper running at the same time may delete the rest).
             Running it again, or twice at once, is safe.
+        Raises:
+            ReapError: some deletions failed; every other expired credential was still deleted, and the
+                error's ``deleted`` holds their ids.
+            IssuerError: the credentials could not even be listed (nothing was deleted).
         """
         ...
 

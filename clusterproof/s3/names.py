@@ -6,6 +6,10 @@ for roles (RGW 16.2 rejects ``_`` in role names with HTTP 400). The customer alp
 neither separator, so the encoding is injective and a customer can never read as a prefix of another once
 joined (``acme`` vs ``acme_corp``: the second is not a valid customer id; ``acme`` vs ``acme-corp`` differ at the
 separator). Names stay URL-safe because rgwadmin builds its query strings without encoding them.
+
+Scopes (``customer_in_scope``): cleanup and listing select the customers *of a scope* -- the customer id itself and
+every id that extends it by a ``-`` segment -- never those that merely start with the same text. Test tags are
+``cpt-<hash>-g1`` and ``cpt-<hash>-g10``: a plain ``startswith`` let worker g1 purge worker g10's live credentials.
 """
 
 from __future__ import annotations
@@ -51,6 +55,30 @@ def validate_customer(customer: object) -> str:
             "not starting or ending with '-' (no '_' or '.': they separate the fields of temporary names)"
         )
     return customer
+
+
+def validate_scope(scope: object) -> str:
+    """Return ``scope`` when it can select customers: a valid customer id (so never empty, never ending in ``-``).
+
+    Raises:
+        ValueError: not a valid customer id; the message names the scope.
+    """
+    try:
+        return validate_customer(scope)
+    except ValueError:
+        raise ValueError(
+            f"customer scope {scope!r}: must itself be a valid customer id (1-{CUSTOMER_MAX_LEN} characters of a-z, "
+            "0-9 and '-', not starting or ending with '-'); it selects that customer and '<scope>-...' customers"
+        ) from None
+
+
+def customer_in_scope(customer: str, scope: str) -> bool:
+    """True when ``customer`` is ``scope`` or extends it by a ``-`` segment (``scope-...``).
+
+    ``cpt-1a2b-g1`` covers ``cpt-1a2b-g1`` and ``cpt-1a2b-g1-0f3c9a`` but not ``cpt-1a2b-g10-...``: a boundary, not a
+    text prefix, so no tag can reach into another tag that happens to start with the same characters.
+    """
+    return customer == scope or customer.startswith(scope + "-")
 
 
 def new_name(customer: str, expires_epoch: int) -> TempName:

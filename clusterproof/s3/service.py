@@ -1,24 +1,27 @@
 """The reference credential service: R2's temporary-credentials API (see ``clusterproof.s3.http``) over any issuer,
 normally an RgwUserIssuer, so the ``http`` issuer kind is tested against something real.
 
-Run it with ``clusterproof serve-credentials --host 127.0.0.1 --port 8790`` or
-``python -m clusterproof.s3.service --port 8790``; the RGW endpoint and admin keys come from ``CP_RGW_ENDPOINT``,
-``CP_RGW_ADMIN_ACCESS_KEY`` and ``CP_RGW_ADMIN_SECRET_KEY``, the bearer token from ``CP_CREDENTIALS_TOKEN``.
+Run it with ``clusterproof serve-credentials --host 127.0.0.1 --port 7499`` (the one entry point: ``serve_from_env``
+behind it); the RGW endpoint and admin keys come from ``CP_RGW_ENDPOINT``, ``CP_RGW_ADMIN_ACCESS_KEY`` and
+``CP_RGW_ADMIN_SECRET_KEY``, the bearer token from ``CP_CREDENTIALS_TOKEN``.
+
+The customer id is taken from the path as it arrives (``{customer:path}``: also empty, or with a ``/``) and
+validated by the issuer, so a bad customer gets the service's own 400 in R2's shape, not a router's 404.
 """
 
 from __future__ import annotations
 
-import argparse
 import hmac
 import os
 import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
@@ -29,14 +32,15 @@ from clusterproof.errors import ClusterproofError
 from clusterproof.redact import REDACTOR, redact
 from clusterproof.s3 import names
 from clusterproof.s3.http import API_ROOT, GLOBAL_CLEANUP_PATH
-from clusterproof.s3.model import CredentialIssuer, IssuerError, TempCredential
+from clusterproof.s3.model import CredentialIssuer, IssuerError, ReapError, TempCredential
 from clusterproof.s3.rgw_user import GrantStyle, RgwUserIssuer
 
 ENDPOINT_ENV = "CP_RGW_ENDPOINT"
 ACCESS_KEY_ENV = "CP_RGW_ADMIN_ACCESS_KEY"
 SECRET_KEY_ENV = "CP_RGW_ADMIN_SECRET_KEY"
 TOKEN_ENV = "CP_CREDENTIALS_TOKEN"
-_ACCOUNT_PATH = API_ROOT + "/accounts/{customer}/r2/temp-access-credentials"
+# ":path" so an empty customer or one with "/" reaches the handler (and its 400) instead of matching no route.
+_ACCOUNT_PATH = API_ROOT + "/accounts/{customer:path}/r2/temp-access-credentials"
 _ALLOWED_FIELDS = {"bucket", "prefixes", "permission", "ttlSeconds", "parentAccessKeyId", "objects"}
 
 
@@ -115,13 +119,13 @@ def create_app(issuer: CredentialIssuer, token: str) -> FastAPI:
 
     @app.post(_ACCOUNT_PATH + "/cleanup", dependencies=[Depends(authorised)])
     def cleanup(customer: str, body: dict[str, Any] | None = None) -> JSONResponse:
-        deleted = _issuer_call(lambda: issuer.reap(customer, _now(body)))
-        return _envelope({"deleted": deleted})
+        now = _now(body)
+        return _reap(lambda: issuer.reap(customer, now))
 
     @app.post(GLOBAL_CLEANUP_PATH, dependencies=[Depends(authorised)])
     def cleanup_all(body: dict[str, Any] | None = None) -> JSONResponse:
-        deleted = _issuer_call(lambda: issuer.reap(None, _now(body)))
-        return _envelope({"deleted": deleted})
+        now = _now(body)
+        return _reap(lambda: issuer.reap(None, now))
 
     return app
 
@@ -150,11 +154,30 @@ def _now(body: dict[str, Any] | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
+def _reap(fn: Callable[[], list[str]]) -> JSONResponse:
+    """Run a reap. When some deletions fail the answer is 502 and still lists what was deleted:
+    ``result: {"deleted": [...], "failed": {id: why}}`` (``HttpIssuer.reap`` raises it as ReapError)."""
+    try:
+        deleted = _issuer_call(fn)
+    except _ReapFailed as e:
+        failed = {name: redact(why) for name, why in e.error.failures.items()}
+        return _envelope({"deleted": e.error.deleted, "failed": failed}, errors=[str(e.error)], status=502)
+    return _envelope({"deleted": deleted})
+
+
+class _ReapFailed(Exception):
+    def __init__(self, error: ReapError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _issuer_call(fn: Any) -> Any:
     try:
         return fn()
     except ValueError as e:
         raise _ApiError(400, str(e)) from None
+    except ReapError as e:
+        raise _ReapFailed(e) from None
     except IssuerError as e:
         raise _ApiError(502, f"storage service error: {e}") from None
 
@@ -203,54 +226,50 @@ def serve(host: str, port: int, issuer: CredentialIssuer, token: str) -> None:
     uvicorn.run(create_app(issuer, token), host=host, port=port, log_level="warning")
 
 
-def serve_from_env(host: str = "127.0.0.1", port: int = 8790, grant_style: GrantStyle = "user-policy") -> None:
+def serve_from_env(host: str = "127.0.0.1", port: int = 7499, grant_style: GrantStyle = "user-policy") -> None:
     """Serve an RgwUserIssuer built from ``CP_RGW_ENDPOINT``, ``CP_RGW_ADMIN_ACCESS_KEY``,
     ``CP_RGW_ADMIN_SECRET_KEY`` with the bearer token ``CP_CREDENTIALS_TOKEN``, until interrupted.
 
     Raises:
-        ClusterproofError: a variable is missing or empty (the message names it).
-        ValueError: the endpoint or grant style is invalid.
+        ClusterproofError: a variable is missing or empty, the endpoint is not an ``http(s)://host[:port]`` URL,
+            or the port or grant style is invalid; the message names the variable or setting (the CLI prints it
+            without a traceback).
     """
-    values = {name: os.environ.get(name, "") for name in (ENDPOINT_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV, TOKEN_ENV)}
-    missing = [name for name, value in values.items() if not value]
-    if missing:
-        raise ClusterproofError(f"serve-credentials: set {', '.join(missing)} in the environment")
+    values = service_settings_from_env(port, grant_style)
     issuer = RgwUserIssuer(values[ENDPOINT_ENV], values[ACCESS_KEY_ENV], values[SECRET_KEY_ENV],
                            grant_style=grant_style)
     print(f"clusterproof: credential service for {values[ENDPOINT_ENV]} on http://{host}:{port}", file=sys.stderr)
     serve(host, port, issuer, values[TOKEN_ENV])
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``serve-credentials`` options: --host, --port, --endpoint, --grant-style."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8790, help="port to listen on (default 8790)")
-    parser.add_argument("--endpoint", default=None, help=f"RGW endpoint (default: ${ENDPOINT_ENV})")
-    parser.add_argument("--grant-style", choices=("user-policy", "bucket-policy"), default="user-policy")
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Run the service from parsed ``add_arguments`` options; secrets come only from the environment.
+def service_settings_from_env(port: int = 7499, grant_style: str = "user-policy") -> dict[str, str]:
+    """Read and check what ``serve_from_env`` needs, before anything starts.
 
     Returns:
-        2 when a setting is missing or invalid (the message names it), else 0 after shutdown.
+        The four variables' values by name.
+    Raises:
+        ClusterproofError: the first problem found, naming the variable or setting.
     """
-    if args.endpoint:
-        os.environ[ENDPOINT_ENV] = args.endpoint
+    values = {name: os.environ.get(name, "") for name in (ENDPOINT_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV, TOKEN_ENV)}
+    missing = [name for name, value in values.items() if not value.strip()]  # values kept as given: secrets
+    if missing:
+        raise ClusterproofError(f"serve-credentials: set {', '.join(missing)} in the environment "
+                                f"(the RGW endpoint, its admin keys and the service's bearer token)")
+    endpoint = values[ENDPOINT_ENV]
+    parts = urlsplit(endpoint)
     try:
-        serve_from_env(args.host, args.port, args.grant_style)
-    except (ClusterproofError, ValueError) as e:
-        print(f"clusterproof {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m clusterproof.s3.service [--host H] [--port N]``."""
-    parser = argparse.ArgumentParser(prog="clusterproof serve-credentials", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        endpoint_port = parts.port
+    except ValueError:
+        endpoint_port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or endpoint_port == -1:
+        raise ClusterproofError(f"serve-credentials: {ENDPOINT_ENV}={endpoint!r} is not an RGW endpoint; "
+                                "expected http://host:port or https://host:port")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise ClusterproofError(f"serve-credentials: {ENDPOINT_ENV}={endpoint!r}: expected no path, query or "
+                                "fragment (just http://host:port)")
+    if not 0 <= port <= 65535:
+        raise ClusterproofError(f"serve-credentials: port {port} is not a TCP port (0-65535)")
+    if grant_style not in get_args(GrantStyle):
+        raise ClusterproofError(f"serve-credentials: grant style {grant_style!r}: expected one of "
+                                f"{', '.join(get_args(GrantStyle))}")
+    return values

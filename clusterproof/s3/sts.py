@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from clusterproof.redact import REDACTOR
 from clusterproof.s3 import policy
 from clusterproof.s3.admin import RgwAdminSession
 from clusterproof.s3.client import AWS_ERRORS, answer_of
@@ -130,6 +131,8 @@ class StsIssuer(NameSweeper):
             self.admin.delete_role(role)
             raise
         creds = resp["Credentials"]
+        for value in (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]):
+            REDACTOR.add(value)  # registered the moment they arrive, before anything could log them
         expires_at = creds["Expiration"]
         if not isinstance(expires_at, datetime):
             expires_at = datetime.fromisoformat(str(expires_at).replace("Z", "+00:00"))

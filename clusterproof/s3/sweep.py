@@ -2,6 +2,12 @@
 
 No database: every decision is read off the principal's name (``names.TempName``), so the RGW-user issuer (uids)
 and the STS issuer (role names) share this code and differ only in how names are listed, decoded and deleted.
+
+Customers are selected by *scope* (``names.customer_in_scope``): a scope covers the customer id itself and every
+id that extends it by a ``-`` segment, never ids that merely share leading characters (``g1`` is not ``g10``).
+
+One failed deletion does not stop a sweep: the rest are still deleted, then one ``ReapError`` lists every failure
+and carries the ids that were deleted.
 """
 
 from __future__ import annotations
@@ -9,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from clusterproof.s3.model import validate_customer
-from clusterproof.s3.names import TempName
+from clusterproof.redact import redact
+from clusterproof.s3.model import IssuerError, ReapError, validate_customer
+from clusterproof.s3.names import TempName, customer_in_scope, validate_scope
 
 
 class NameSweeper:
@@ -27,37 +34,62 @@ class NameSweeper:
         raise NotImplementedError
 
     def reap(self, customer: str | None = None, now: datetime | None = None) -> list[str]:
-        """Delete the expired temporary principals of ``customer`` (every customer when None) as of ``now``.
+        """Delete the expired temporary principals of exactly ``customer`` (every customer when None) as of ``now``.
 
         Returns:
             The names this call deleted. Two reapers in one process never both list a name; reapers in
             different processes may (RGW confirms concurrent deletes to both).
+        Raises:
+            ValueError: ``customer`` is not a valid customer id.
+            ReapError: some deletions failed; all the others were done and are in the error's ``deleted``.
+            IssuerError: the principals could not be listed (nothing was deleted).
         """
         if customer is not None:
             validate_customer(customer)
         epoch = (now or datetime.now(UTC)).timestamp()
-        return self._sweep(lambda n: (customer is None or n.customer == customer) and n.expires_epoch <= epoch)
+        return self._sweep(f"reap {customer or 'all customers'}",
+                           lambda n: (customer is None or n.customer == customer) and n.expires_epoch <= epoch)
 
-    def purge(self, customer_prefix: str) -> list[str]:
-        """Delete every temporary principal whose customer id starts with ``customer_prefix``, expired or not.
+    def purge(self, scope: str) -> list[str]:
+        """Delete every temporary principal whose customer is ``scope`` or ``scope-...``, expired or not.
 
-        For test cleanup; an empty prefix is refused so a typo cannot wipe every customer.
+        For test cleanup. The scope must itself be a valid customer id, so an empty or dangling (``cpt-``) scope
+        cannot wipe every customer, and ``cpt-x-g1`` never reaches ``cpt-x-g10``'s principals.
+
+        Returns:
+            The names this call deleted.
+        Raises:
+            ValueError: ``scope`` is not a valid customer id.
+            ReapError: some deletions failed; all the others were done and are in the error's ``deleted``.
+            IssuerError: the principals could not be listed (nothing was deleted).
+        """
+        validate_scope(scope)
+        return self._sweep(f"purge {scope}", lambda n: customer_in_scope(n.customer, scope))
+
+    def list_ids(self, scope: str | None = None) -> list[str]:
+        """The names of the temporary principals whose customer is ``scope`` or ``scope-...`` (all when None).
 
         Raises:
-            ValueError: ``customer_prefix`` is empty.
+            ValueError: ``scope`` is not a valid customer id.
+            IssuerError: the principals could not be listed.
         """
-        if not customer_prefix:
-            raise ValueError("purge needs a non-empty customer prefix")
-        return self._sweep(lambda n: n.customer.startswith(customer_prefix))
+        if scope is not None:
+            validate_scope(scope)
+        return [name for name in self._principal_names()
+                if (n := self._decode_name(name)) and (scope is None or customer_in_scope(n.customer, scope))]
 
-    def list_ids(self, customer_prefix: str = "") -> list[str]:
-        """The names of the temporary principals whose customer starts with ``customer_prefix``."""
-        return [name for name in self._principal_names() if (n := self._decode_name(name)) and n.customer.startswith(customer_prefix)]
-
-    def _sweep(self, selected: Callable[[TempName], bool]) -> list[str]:
-        deleted = []
+    def _sweep(self, what: str, selected: Callable[[TempName], bool]) -> list[str]:
+        deleted: list[str] = []
+        failures: dict[str, str] = {}
         for name in list(self._principal_names()):
             decoded = self._decode_name(name)
-            if decoded is not None and selected(decoded) and self._delete_principal(name):
-                deleted.append(name)
+            if decoded is None or not selected(decoded):
+                continue
+            try:
+                if self._delete_principal(name):
+                    deleted.append(name)
+            except Exception as e:  # noqa: BLE001 - one failure must not leave the others; all are raised below
+                failures[name] = redact(str(e) if isinstance(e, IssuerError) else f"{type(e).__name__}: {e}")
+        if failures:
+            raise ReapError(f"{getattr(self, 'kind', type(self).__name__)} {what}", deleted, failures)
         return deleted

@@ -1,16 +1,21 @@
 """Bad input gets a clear ValueError and creates nothing, for every issuer kind (for ``http``: the provider's
-service itself must answer 400). Prefixes are normalised to end with ``/``.
+service itself must answer 400, checked with raw requests that bypass the client's own validation). Prefixes are
+normalised to end with ``/``.
 """
 
 from __future__ import annotations
 
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+import requests
 
-from clusterproof.s3 import CredentialIssuer, RgwAdminSession
+from clusterproof.inventory import StorageSettings
+from clusterproof.s3 import CredentialIssuer, RgwAdminSession, decode_role_name, decode_uid
 from clusterproof.s3.cleanup import temp_ids
+from clusterproof.s3.http import API_ROOT
 from fixtures.s3 import Connect
 
 BAD_PREFIXES = {
@@ -64,3 +69,48 @@ def test_s3_prefix_normalised_to_end_with_slash(s3_issuer: CredentialIssuer, s3_
     obs = attempt(lambda: client.put_object(Bucket=s3_bucket, Key="data2/x", Body=b"x"))
     assert obs.observed == DENY, f"a grant on 'data' reaches data2/: {obs.detail}"
     s3_issuer.revoke(cred)
+
+
+def _bad_customer(kind: str, marker: str) -> str:
+    """A bad customer id of ``kind`` that contains ``marker`` (except ``empty``), so whatever a broken service
+    creates for it can be told apart from what other xdist workers create meanwhile."""
+    return {
+        "underscore": f"{marker}_corp", "uppercase": f"A{marker}", "dot": f"{marker}.corp", "empty": "",
+        "leading-dash": f"-{marker}", "trailing-dash": f"{marker}-", "too-long": marker.ljust(33, "a"),
+        "space": f"{marker} x", "slash": f"{marker}/x", "dollar": f"{marker}$x",
+    }[kind]
+
+
+def _principals(admin: RgwAdminSession) -> set[str]:
+    return set(admin.user_ids()) | set(admin.role_names())
+
+
+@pytest.mark.parametrize("kind", BAD_CUSTOMERS.keys())
+def test_s3_http_service_itself_refuses_bad_customer(storage: StorageSettings, s3_bucket: str, s3_admin: RgwAdminSession, kind: str) -> None:
+    """The HttpIssuer checks customer ids before sending; this posts straight to the provider's service with the
+    bearer token, so the service's own validation is what answers."""
+    token = storage.env_value("http_token_env")
+    if "http" not in storage.issuers or not storage.http_base_url or not token:
+        pytest.skip("the http issuer is not configured (storage.issuers, http_base_url, http_token_env)")
+    marker = f"cpv{secrets.token_hex(4)}"
+    customer = _bad_customer(kind, marker)
+    url = (f"{storage.http_base_url.rstrip('/')}{API_ROOT}/accounts/{quote(customer, safe='')}"
+           "/r2/temp-access-credentials")
+    before = _principals(s3_admin)
+    resp = requests.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=30, json={
+        "bucket": s3_bucket, "prefixes": ["data/"], "permission": "object-read-only", "ttlSeconds": 60})
+    created = sorted(n for n in _principals(s3_admin) - before
+                     if marker in n.lower() or (n.startswith("cptmp") and not (decode_uid(n) or decode_role_name(n))))
+    assert not created, f"customer {customer!r}: the service answered {resp.status_code} and created {created}"
+    assert resp.status_code == 400, f"customer {customer!r}: expected 400, the service answered {resp.status_code}: {resp.text[:300]}"
+    try:
+        body = resp.json()
+    except ValueError:
+        pytest.fail(f"customer {customer!r}: the 400 has no JSON body (R2 answers an envelope): {resp.text[:300]}")
+    errors = body.get("errors") if isinstance(body, dict) else None
+    assert isinstance(body, dict) and body.get("success") is False and body.get("result") is None and errors, (
+        f"customer {customer!r}: the 400 is not R2's error envelope: {body}")
+    assert all(isinstance(e, dict) and isinstance(e.get("code"), int) and e.get("message") for e in errors), (
+        f"customer {customer!r}: R2 errors are {{code: int, message: str}}: {errors}")
+    assert "customer" in " ".join(str(e["message"]) for e in errors).lower(), (
+        f"customer {customer!r}: the message does not say the customer id is what is wrong: {errors}")
