@@ -31,6 +31,7 @@ from clusterproof.nccl_debug_checks import (
     no_nccl_reason,
     transport_table,
 )
+from clusterproof.nccl_model import strip_launcher_tags
 
 __all__ = [  # the verdicts live in nccl_debug_checks; suites and fixtures reach them from here
     "RANK_COLUMNS", "STANDIN_SKIP_REASON", "Finding", "GidUse", "RankEvidence", "TransportReport", "WarnLine",
@@ -42,12 +43,6 @@ __all__ = [  # the verdicts live in nccl_debug_checks; suites and fixtures reach
 # Line framing. A launcher may prefix the line (mpirun --tag-output, PRRTE, srun -l, a bare "[N] "); NCCL's
 # own prefix is "[timestamp ]host:pid:tid [cudaDev] " followed by "NCCL INFO" or "file:line [(func) ]NCCL WARN".
 
-_OMPI_TAG = (
-    r"(?:[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})?"  # --timestamp-output (ctime)
-    r"\[[^\[\],\s]+,\d+\](?:\[[^\]]*\])?<std(?:out|err|diag)>: ?"
-)
-_LAUNCHER = re.compile(rf"^(?:{_OMPI_TAG}|\[\d+\]:? ?|\s*\d+: )")
-_MIDLINE_TAG = re.compile(_OMPI_TAG)
 _FRAME = re.compile(
     r"^(?:\[\d{4}-\d\d-\d\d [^\]]*\] )?"  # NCCL_DEBUG_TIMESTAMP_FORMAT default "[%F %T] " (2.26+)
     r"(?P<host>[^\s:\[\]]+):(?P<pid>\d+):(?P<tid>\d+) "
@@ -338,7 +333,7 @@ class _Parser:
         for raw in text.splitlines():
             line = raw.rstrip()
             if strip_launcher:
-                line = _MIDLINE_TAG.sub("", _LAUNCHER.sub("", line, count=1)).rstrip()
+                line = strip_launcher_tags(line).rstrip()
             if not line.strip():
                 continue  # NCCL writes an empty line before every WARN
             m = _FRAME.match(line)

@@ -58,6 +58,24 @@ _BUSBW_REL_TOL = 0.02
 _MAX_BUSBW_MESSAGES = 20
 
 
+# What launchers add to every line of output. Open MPI --tag-output ("[1,0]<stdout>:", optionally after a ctime()
+# from --timestamp-output, with a non-numeric job id under PRRTE, or with a "[host:pid]" part) re-tags at
+# read-chunk boundaries, so a tag can also sit inside a line: those are removed wherever they are, and nothing
+# else, so the two halves of a row join up again. srun -l ("12: ") and a bare "[N] " only lead a line.
+_OMPI_TAG = (
+    r"(?:[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})?"
+    r"\[[^\[\],\s]+(?:,\d+)?\](?:\[[^\]\s]*\])?<std(?:out|err|diag)>:"
+)
+_LEADING_TAG = re.compile(rf"^(?:{_OMPI_TAG} ?|\s*\d+: |\[\d+\]:? ?)")
+_ANY_OMPI_TAG = re.compile(_OMPI_TAG)
+
+
+def strip_launcher_tags(line: str) -> str:
+    """``line`` without the prefixes and tags mpirun/srun add (see above); other text is left as it is."""
+    line = _LEADING_TAG.sub("", line, count=1)
+    return _ANY_OMPI_TAG.sub("", line) if "<std" in line else line
+
+
 #: Collectives whose per-rank element count is ``count / nranks``: nccl-tests rounds the size it prints down to a
 #: multiple of nranks elements (``src/<coll>.cu`` ``*GetCollByteCount``).
 _SPLIT_BY_RANKS = frozenset({"all_gather", "reduce_scatter", "alltoall", "alltoallv", "gather", "scatter"})

@@ -24,18 +24,10 @@ from clusterproof.nccl_model import (
     decode_nccl_version_code,
     devices_frame,
     results_frame,
+    strip_launcher_tags,
 )
 from clusterproof.redact import redact
 
-# Open MPI --tag-output ("[1,0]<stdout>:", optionally after a ctime() from --timestamp-output, or with
-# PRRTE's "[host:pid]"). Open MPI re-tags at read-chunk boundaries, so a tag can sit inside a line: tags are
-# removed wherever they are, and nothing else, so the two halves of a row join up again.
-_MPI_TAG = re.compile(
-    r"(?:[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})?"
-    r"\[\d+(?:,\d+)?\](?:\[[^\]\s]*\])?<std(?:out|err|diag)>:"
-)
-# srun -l ("0: ", "12: ") and the bare "[N] " some launchers use, at the start of a line only.
-_LEAD_PREFIX = re.compile(r"^(?:\s*\d+: |\[\d+\] )")
 # Where an NCCL log line starts: optional "[YYYY-MM-DD hh:mm:ss] " (WARN lines since NCCL 2.26), then
 # host:pid:tid.
 _NCCL_START = re.compile(r"(?:\[\d{4}-\d\d-\d\d [^\]]*\] )?[^\s:\[\]]+:\d+:\d+ ")
@@ -170,12 +162,7 @@ class _LogReader:
     def feed(self, lineno: int, raw: str) -> None:
         """Read one line (without its line end)."""
         self.lineno = lineno
-        line = raw
-        if "<std" in line:
-            line = _MPI_TAG.sub("", line)
-        prefix = _LEAD_PREFIX.match(line)
-        if prefix:
-            line = line[prefix.end() :]
+        line = strip_launcher_tags(raw)
         body = line.strip()
         if not body:
             return  # NCCL prints an empty line before every WARN: not a record separator

@@ -193,3 +193,22 @@ def test_nccl_quirk_failure_lines_are_errors(line: str) -> None:
     run = nccl.parse(text)
     assert run.errors == [f"line 35: {line.replace('[1,7]<stderr>:', '').strip()}", run.errors[-1]]
     assert run.errors[-1].startswith("log ends before") and run.complete is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("[1,0]<stdout>:# Out of bounds values : 0 OK", "# Out of bounds values : 0 OK"),
+        ("[1,3]<stderr>: node02:1:1 [0] NCCL INFO Using network IB", "node02:1:1 [0] NCCL INFO Using network IB"),
+        ("Tue Nov 24 21:30:00 2026[1,0]<stdout>:x", "x"),
+        ("[prterun-node01-4242@1,0]<stdout>:x", "x"),
+        ("12: node03:5:5 [0] NCCL INFO x", "node03:5:5 [0] NCCL INFO x"),
+        ("[3] # Using devices", "# Using devices"),
+        ("     1048[1,0]<stdout>:576  262144  float", "     1048576  262144  float"),  # re-tagged mid-row
+        ("     1048576  262144  float", "     1048576  262144  float"),  # a row has no prefix: untouched
+    ],
+)
+def test_launcher_tags_are_stripped_and_nothing_else(raw: str, clean: str) -> None:
+    from clusterproof.nccl_model import strip_launcher_tags
+
+    assert strip_launcher_tags(raw) == clean

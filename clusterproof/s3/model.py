@@ -212,3 +212,38 @@ def normalise_prefix(prefix: object) -> str:
     if len(normalised.encode()) > PREFIX_MAX_BYTES:
         raise ValueError(f"prefix: {len(normalised.encode())} bytes, above the maximum of {PREFIX_MAX_BYTES}")
     return normalised
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    """An ``issue()`` request after validation, with the bucket's owner."""
+
+    customer: str
+    bucket: str
+    prefix: str
+    permission: Permission
+    ttl_seconds: int
+    owner: str
+
+
+def checked_request(
+    admin: Any, endpoint: str, kind: str, max_ttl_seconds: int, deny_anonymous_reads: bool,
+    customer: object, bucket: object, prefix: object, permission: object, ttl_seconds: object,
+) -> GrantRequest:
+    """Validate an ``issue()`` request for the RGW-backed issuers and make sure its bucket is guarded.
+
+    ``admin`` is the issuer's ``RgwAdminSession``. Nothing is created for bad input.
+
+    Raises:
+        ValueError: bad customer, bucket, prefix, permission or TTL, or the bucket does not exist.
+    """
+    req_customer = validate_customer(customer)
+    req_bucket = validate_bucket(bucket)
+    req_prefix = normalise_prefix(prefix)
+    req_permission = validate_permission(permission)
+    ttl = validate_ttl(ttl_seconds, max_ttl_seconds, kind)
+    owner = admin.bucket_owner(req_bucket)
+    if owner is None:
+        raise ValueError(f"bucket {req_bucket!r}: does not exist on {endpoint}")
+    admin.ensure_bucket_guard(req_bucket, deny_anonymous_reads, owner)
+    return GrantRequest(req_customer, req_bucket, req_prefix, req_permission, ttl, owner)

@@ -18,11 +18,7 @@ from clusterproof.s3.admin import RgwAdminSession
 from clusterproof.s3.model import (
     Permission,
     TempCredential,
-    normalise_prefix,
-    validate_bucket,
-    validate_customer,
-    validate_permission,
-    validate_ttl,
+    checked_request,
 )
 from clusterproof.s3.names import TempName, decode_uid, new_name
 from clusterproof.s3.sweep import NameSweeper
@@ -74,15 +70,9 @@ class RgwUserIssuer(NameSweeper):
             ValueError: bad customer, bucket, prefix, TTL or permission, or the bucket does not exist.
             IssuerError: RGW failed; the user (and its bucket-policy statements) are removed again.
         """
-        customer = validate_customer(customer)
-        bucket = validate_bucket(bucket)
-        prefix = normalise_prefix(prefix)
-        permission = validate_permission(permission)
-        ttl_seconds = validate_ttl(ttl_seconds, self.max_ttl_seconds, self.kind)
-        owner = self.admin.bucket_owner(bucket)
-        if owner is None:
-            raise ValueError(f"bucket {bucket!r}: does not exist on {self.endpoint}")
-        self.admin.ensure_bucket_guard(bucket, self.deny_anonymous_reads, owner)
+        req = checked_request(self.admin, self.endpoint, self.kind, self.max_ttl_seconds, self.deny_anonymous_reads,
+                              customer, bucket, prefix, permission, ttl_seconds)
+        customer, bucket, prefix, permission, ttl_seconds = req.customer, req.bucket, req.prefix, req.permission, req.ttl_seconds
         expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl_seconds)
         name = new_name(customer, int(expires_at.timestamp()))
         uid = name.uid()

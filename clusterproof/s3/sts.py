@@ -30,11 +30,7 @@ from clusterproof.s3.model import (
     IssuerError,
     Permission,
     TempCredential,
-    normalise_prefix,
-    validate_bucket,
-    validate_customer,
-    validate_permission,
-    validate_ttl,
+    checked_request,
 )
 from clusterproof.s3.names import TempName, decode_role_name, new_name
 from clusterproof.s3.sweep import NameSweeper
@@ -87,15 +83,9 @@ class StsIssuer(NameSweeper):
                 (the role is deleted again).
             IssuerError: RGW failed; the role is deleted again.
         """
-        customer = validate_customer(customer)
-        bucket = validate_bucket(bucket)
-        prefix = normalise_prefix(prefix)
-        permission = validate_permission(permission)
-        ttl_seconds = validate_ttl(ttl_seconds, self.max_ttl_seconds, self.kind)
-        owner = self.admin.bucket_owner(bucket)
-        if owner is None:
-            raise ValueError(f"bucket {bucket!r}: does not exist on {self.endpoint}")
-        self.admin.ensure_bucket_guard(bucket, self.deny_anonymous_reads, owner)
+        req = checked_request(self.admin, self.endpoint, self.kind, self.max_ttl_seconds, self.deny_anonymous_reads,
+                              customer, bucket, prefix, permission, ttl_seconds)
+        customer, bucket, prefix, permission, ttl_seconds = req.customer, req.bucket, req.prefix, req.permission, req.ttl_seconds
         sts = self._assumer_sts()
         # One second of slack: the role's expiry must not come before the session's (reaping the role would
         # revoke a session that is still valid), and RGW starts the clock a little after we read ours.
