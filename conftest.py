@@ -3,6 +3,7 @@
 pytest_plugins = [
     "fixtures.inventory",
     "fixtures.report",
+    "fixtures.findings",
     "fixtures.ssh",
     "fixtures.rdma",
     "fixtures.nccl",

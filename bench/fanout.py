@@ -1,7 +1,7 @@
 """SSH fan-out speed of the suite against OpenSSH and pdsh, measured side by side in one run.
 
 Every method runs the same command on the same nodes: the suite's facts command (hostname, clock, kernel,
-CPU, memory, NICs, GPUs, mpirun, GID table) from :func:`clusterproof.facts.facts_command`, and every run's
+CPU, memory, NICs, GPUs, mpirun, GID table) from :func:`clusterproof.nodes.facts.facts_command`, and every run's
 output is parsed and checked, so no method can win by doing less.
 
 =============================  ================================================================================
@@ -46,9 +46,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clusterproof.errors import ClusterproofError  # noqa: E402
-from clusterproof.facts import NodeFacts, facts_command, gather_facts, parse_facts  # noqa: E402
 from clusterproof.inventory import Inventory, load_inventory  # noqa: E402
-from clusterproof.ssh import SshPool  # noqa: E402
+from clusterproof.nodes.facts import NodeFacts, facts_command, gather_facts, parse_facts  # noqa: E402
+from clusterproof.nodes.ssh import SshPool  # noqa: E402
 
 CURVE = "KexAlgorithms=curve25519-sha256"
 PAUSE_S = 0.5  # between runs, so that sshd finishes cleaning up the previous connections

@@ -28,9 +28,16 @@ from pathlib import Path
 import yaml
 
 from clusterproof.inventory import StorageSettings, load_inventory, read_env_file
-from clusterproof.s3 import CredentialIssuer, HttpIssuer, RgwAdminSession, RgwUserIssuer, StsIssuer, s3_client
-from clusterproof.s3.cleanup import delete_bucket
-from clusterproof.s3.matrix import ALLOW, DENY, attempt
+from clusterproof.storage import (
+    CredentialIssuer,
+    HttpIssuer,
+    RgwAdminSession,
+    RgwUserIssuer,
+    StsIssuer,
+    s3_client,
+)
+from clusterproof.storage.cleanup import delete_bucket
+from clusterproof.storage.matrix import ALLOW, DENY, attempt
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_TARGET_S = 60.0

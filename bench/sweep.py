@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from clusterproof.collective import CollectiveRunner, launcher_argv
 from clusterproof.inventory import Inventory, load_inventory
-from clusterproof.launch import render
-from clusterproof.ssh import SshPool
+from clusterproof.network.collective import CollectiveRunner, launcher_argv
+from clusterproof.network.launch import render
+from clusterproof.nodes.ssh import SshPool
 
 
 def by_hand(inv: Inventory, ssh_config: Path | None, collective: str) -> float:

@@ -222,7 +222,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from clusterproof.s3.service import serve_from_env
+    from clusterproof.storage.service import serve_from_env
 
     serve_from_env(host=args.host, port=args.port)
     return 0

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from clusterproof.s3 import RgwAdminSession
-from clusterproof.s3.cleanup import delete_bucket
 from clusterproof.sandbox import rgw as sandbox_rgw
+from clusterproof.storage import RgwAdminSession
+from clusterproof.storage.cleanup import delete_bucket
 
 
 def free_port() -> int:

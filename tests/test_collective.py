@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from clusterproof.collective import file_lock, launcher_argv
 from clusterproof.errors import ClusterproofError
 from clusterproof.inventory import parse_inventory
+from clusterproof.network.collective import file_lock, launcher_argv
 
 
 def inventory(launcher: str, slots: tuple[int, int] = (8, 8)) -> object:

@@ -1,4 +1,4 @@
-"""Unit tests of clusterproof.facts: the command text and the parser on captured real outputs (tests/data/facts)."""
+"""Unit tests of clusterproof.nodes.facts: the command text and the parser on captured real outputs (tests/data/facts)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clusterproof.errors import ParseError
-from clusterproof.facts import MARKER, SECTIONS, NodeFacts, facts_command, facts_frame, parse_facts
+from clusterproof.nodes.facts import MARKER, SECTIONS, NodeFacts, facts_command, facts_frame, parse_facts
 from clusterproof.results import NODE_COLUMNS
 
 DATA = Path(__file__).parent / "data" / "facts"

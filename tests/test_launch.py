@@ -1,4 +1,4 @@
-"""clusterproof.launch: exact mpirun/srun argv, and quoting that survives a real shell (and a real mpirun)."""
+"""clusterproof.network.launch: exact mpirun/srun argv, and quoting that survives a real shell (and a real mpirun)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clusterproof.launch import DEFAULT_FLAG_ORDER, HostSlot, Mpirun, NcclTestsCommand, Srun, render
+from clusterproof.network.launch import DEFAULT_FLAG_ORDER, HostSlot, Mpirun, NcclTestsCommand, Srun, render
 
 SEED = (
     "mpirun -H 10.1.1.5:8,10.1.1.6:8 -x NCCL_IB_GID_INDEX=5 -mca coll ^hcoll -mca pml ob1 -mca btl tcp,self "

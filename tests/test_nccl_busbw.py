@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clusterproof import nccl
+from clusterproof.network import nccl
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ def test_nccl_run_defaults_are_empty_and_typed() -> None:
 
 
 def test_printed_size_rounds_split_collectives_to_whole_ranks() -> None:
-    from clusterproof.nccl import printed_size
+    from clusterproof.network.nccl import printed_size
 
     # measured with the stand-in at -np 3: all_gather -b 64K -e 256K prints 65532 and 262140
     assert printed_size("all_gather", 64 << 10, 3) == 65532

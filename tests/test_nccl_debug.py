@@ -1,4 +1,4 @@
-"""clusterproof.nccl_debug: NCCL_DEBUG=INFO logs of NCCL 2.7 to 2.30 -> one row per rank."""
+"""clusterproof.network.nccl_debug: NCCL_DEBUG=INFO logs of NCCL 2.7 to 2.30 -> one row per rank."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from clusterproof.errors import ParseError
-from clusterproof.nccl_debug import (
+from clusterproof.network.nccl_debug import (
     RANK_COLUMNS,
     TransportReport,
     decode_gid,

@@ -1,4 +1,4 @@
-"""clusterproof.nccl_debug_checks: the transport verdicts on every fixture run."""
+"""clusterproof.network.nccl_debug_checks: the transport verdicts on every fixture run."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from clusterproof.nccl_debug import TransportReport, parse_debug_files, parse_debug_text
-from clusterproof.nccl_debug_checks import (
+from clusterproof.network.nccl_debug import TransportReport, parse_debug_files, parse_debug_text
+from clusterproof.network.nccl_debug_checks import (
     STANDIN_SKIP_REASON,
     Finding,
     check_gdr,
@@ -208,13 +208,3 @@ def test_nccl_transport_table_marks_odd_rows() -> None:
     assert transport_table(parse_debug_files({})).empty
 
 
-def test_nccl_transport_verdicts_reachable_from_nccl_debug() -> None:
-    # suites and fixtures call nccl_debug.check_network(...), nccl_debug.Finding, nccl_debug.transport_table(...)
-    from clusterproof import nccl_debug, nccl_debug_checks, results
-
-    for name in ("Finding", "check_network", "check_gdr", "check_gid", "check_same_version", "check_nvls",
-                 "transport_table", "no_nccl_reason", "STANDIN_SKIP_REASON"):
-        assert getattr(nccl_debug, name) is getattr(nccl_debug_checks, name)
-    table = nccl_debug.transport_table(load("roce_gdr"))
-    fixed = [c for c in results.TRANSPORT_COLUMNS if c not in ("run_id", "test_id", "job_id")]
-    assert list(table.columns[: len(fixed)]) == fixed

@@ -1,4 +1,4 @@
-"""clusterproof.nccl.parse_json on nccl-tests -J reports (JSON_FILE_VERSION 3): the numbers, the per-process
+"""clusterproof.network.nccl.parse_json on nccl-tests -J reports (JSON_FILE_VERSION 3): the numbers, the per-process
 device list, truncated files, malformed files, and the env list that must never be kept."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clusterproof import nccl
 from clusterproof.errors import ParseError
+from clusterproof.network import nccl
 
 DATA = Path(__file__).parent / "data" / "nccl"
 REPORT = DATA / "17_v2.19.6_all_reduce_per-iter.json"

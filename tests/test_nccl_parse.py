@@ -1,4 +1,4 @@
-"""clusterproof.nccl.parse on real nccl-tests logs (01, 02), real stand-in captures (13, 16) and fixtures
+"""clusterproof.network.nccl.parse on real nccl-tests logs (01, 02), real stand-in captures (13, 16) and fixtures
 written from nccl-tests' printf formats for every format era and launcher quirk (tests/data/nccl/README.md)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clusterproof import nccl
+from clusterproof.network import nccl
 
 DATA = Path(__file__).parent / "data" / "nccl"
 

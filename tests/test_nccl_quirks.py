@@ -1,4 +1,4 @@
-"""clusterproof.nccl.parse on damaged logs: cut off mid-row or mid-number, garbled rows, not nccl-tests at all,
+"""clusterproof.network.nccl.parse on damaged logs: cut off mid-row or mid-number, garbled rows, not nccl-tests at all,
 rows whose busbw does not fit the rank count, NCCL_TESTS_SPLIT groups, several data types, big logs."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clusterproof import nccl
 from clusterproof.errors import ParseError
+from clusterproof.network import nccl
 
 DATA = Path(__file__).parent / "data" / "nccl"
 
@@ -209,6 +209,6 @@ def test_nccl_quirk_failure_lines_are_errors(line: str) -> None:
     ],
 )
 def test_launcher_tags_are_stripped_and_nothing_else(raw: str, clean: str) -> None:
-    from clusterproof.nccl_model import strip_launcher_tags
+    from clusterproof.network.nccl_model import strip_launcher_tags
 
     assert strip_launcher_tags(raw) == clean

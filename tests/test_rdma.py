@@ -1,4 +1,4 @@
-"""clusterproof.rdma: GID tables from sysfs trees, show_gids text and the remote one-command dump; the index
+"""clusterproof.network.rdma: GID tables from sysfs trees, show_gids text and the remote one-command dump; the index
 choice (NCCL >= 2.21 rule) per HCA and across nodes.
 
 Sysfs trees are built under tmp_path from tests/data/gids/*.tree.json (format in that directory's README);
@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from clusterproof import rdma
 from clusterproof.errors import GidError, ParseError
+from clusterproof.network import gid_choice, rdma
 
 DATA = Path(__file__).parent / "data" / "gids"
 TREES = sorted(p.name.removesuffix(".tree.json") for p in DATA.glob("*.tree.json"))
@@ -95,7 +95,7 @@ def test_rdma_read_gid_table_connectx_layout(tmp_path: Path) -> None:
     }
     link_local = table[(table.dev == "mlx5_1") & (table["index"] == 0)].iloc[0]
     assert link_local.ipv4 is None and link_local.roce_version == "v1" and link_local.netdev == "ens1f1np1"
-    assert rdma.choose_gid_index(table) == 3
+    assert gid_choice.choose_gid_index(table) == 3
 
 
 @pytest.mark.parametrize("name", TREES)
@@ -112,9 +112,9 @@ def test_rdma_choose_gid_index_matches_fixture_expectation(tmp_path: Path, name:
     assert len(table) == nonzero
     if spec["expect_index"] is None:
         with pytest.raises(GidError):
-            rdma.choose_gid_index(table)
+            gid_choice.choose_gid_index(table)
     else:
-        assert rdma.choose_gid_index(table) == spec["expect_index"]
+        assert gid_choice.choose_gid_index(table) == spec["expect_index"]
 
 
 def test_rdma_read_gid_table_sandbox_layout_is_index_5(tmp_path: Path) -> None:
@@ -123,10 +123,10 @@ def test_rdma_read_gid_table_sandbox_layout_is_index_5(tmp_path: Path) -> None:
     assert table["ipv4"].tolist() == [None, None, None, None, "192.168.77.11", "192.168.77.11"]
     assert table["roce_version"].tolist() == ["v1", "v2"] * 3
     assert set(table["netdev"]) == {"eth0"}
-    assert rdma.choose_gid_index(table) == 5
-    assert rdma.choose_gid_index(table, family="ipv6") == 3  # fd77::11 is not link-local
-    assert rdma.choose_gid_index(table, roce_version="v1") == 4
-    assert rdma.choose_gid_index(table, netdev="eth0", hcas=["mlx5_0"]) == 5
+    assert gid_choice.choose_gid_index(table) == 5
+    assert gid_choice.choose_gid_index(table, family="ipv6") == 3  # fd77::11 is not link-local
+    assert gid_choice.choose_gid_index(table, roce_version="v1") == 4
+    assert gid_choice.choose_gid_index(table, netdev="eth0", hcas=["mlx5_0"]) == 5
 
 
 def test_rdma_read_gid_table_no_infiniband_is_empty(tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_rdma_read_gid_table_no_infiniband_is_empty(tmp_path: Path) -> None:
     assert table.empty and list(table.columns) == list(rdma.GID_COLUMNS)
     assert rdma.read_gid_table(tmp_path / "does-not-exist").empty
     with pytest.raises(GidError, match="empty"):
-        rdma.choose_gid_index(table)
+        gid_choice.choose_gid_index(table)
 
 
 def test_rdma_read_gid_table_skips_unreadable_gid_and_rejects_garbage(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_rdma_read_gid_table_skips_unreadable_gid_and_rejects_garbage(tmp_path: 
     with pytest.raises(
         GidError, match=r"mlx5_0 port 1: no RoCE v2 IPv4 GID \(found: 0 v1 fe80::5c3a:10ff:fec4:7d21 eth0"
     ):
-        rdma.choose_gid_index(table)
+        gid_choice.choose_gid_index(table)
     (gids / "7").write_text("not-a-gid\n")
     with pytest.raises(ParseError, match=r"gids/7: not a GID: 'not-a-gid'"):
         rdma.read_gid_table(root)
@@ -160,59 +160,59 @@ def test_rdma_read_gid_table_skips_unreadable_gid_and_rejects_garbage(tmp_path: 
 
 def test_rdma_two_hcas_agree_and_disagree(tmp_path: Path) -> None:
     agree = rdma.read_gid_table(tree(tmp_path, "connectx_2hca"))
-    assert rdma.gid_indices_by_hca(agree) == {"mlx5_0:1": 3, "mlx5_1:1": 3}
-    assert rdma.choose_gid_index(agree) == 3
+    assert gid_choice.gid_indices_by_hca(agree) == {"mlx5_0:1": 3, "mlx5_1:1": 3}
+    assert gid_choice.choose_gid_index(agree) == 3
 
     disagree = rdma.read_gid_table(tree(tmp_path, "connectx_2hca_disagree"))
-    assert rdma.gid_indices_by_hca(disagree) == {"mlx5_0:1": 3, "mlx5_1:1": 5}
+    assert gid_choice.gid_indices_by_hca(disagree) == {"mlx5_0:1": 3, "mlx5_1:1": 5}
     with pytest.raises(GidError) as err:
-        rdma.choose_gid_index(disagree)
+        gid_choice.choose_gid_index(disagree)
     assert "disagree" in str(err.value)
     assert "mlx5_0:1 -> 3" in str(err.value) and "mlx5_1:1 -> 5" in str(err.value)
     # Restricting to one HCA (by dev or dev:port) settles it.
-    assert rdma.choose_gid_index(disagree, hcas=["mlx5_0"]) == 3
-    assert rdma.choose_gid_index(disagree, hcas=["mlx5_1:1"]) == 5
+    assert gid_choice.choose_gid_index(disagree, hcas=["mlx5_0"]) == 3
+    assert gid_choice.choose_gid_index(disagree, hcas=["mlx5_1:1"]) == 5
 
 
 def test_rdma_hcas_filter_missing_hca_is_an_error(tmp_path: Path) -> None:
     table = rdma.read_gid_table(tree(tmp_path, "connectx_2hca"))
     with pytest.raises(GidError, match=r"HCA mlx5_3 not in the GID table \(HCAs present: mlx5_0, mlx5_1\)"):
-        rdma.choose_gid_index(table, hcas=["mlx5_0", "mlx5_3"])
-    assert rdma.gid_indices_by_hca(table, hcas=["mlx5_0", "mlx5_3"]) == {"mlx5_0:1": 3, "mlx5_3": None}
+        gid_choice.choose_gid_index(table, hcas=["mlx5_0", "mlx5_3"])
+    assert gid_choice.gid_indices_by_hca(table, hcas=["mlx5_0", "mlx5_3"]) == {"mlx5_0:1": 3, "mlx5_3": None}
     with pytest.raises(ValueError, match="bad HCA name"):
-        rdma.choose_gid_index(table, hcas=["mlx5_0 mlx5_1"])
+        gid_choice.choose_gid_index(table, hcas=["mlx5_0 mlx5_1"])
 
 
 def test_rdma_netdev_filter(tmp_path: Path) -> None:
     table = rdma.read_gid_table(tree(tmp_path, "connectx_2hca"))
-    assert rdma.choose_gid_index(table, netdev=["ens1f0np0", "ens1f1np1"]) == 3
-    assert rdma.choose_gid_index(table, netdev="ens1f0np0", hcas=["mlx5_0"]) == 3
+    assert gid_choice.choose_gid_index(table, netdev=["ens1f0np0", "ens1f1np1"]) == 3
+    assert gid_choice.choose_gid_index(table, netdev="ens1f0np0", hcas=["mlx5_0"]) == 3
     # One netdev for two HCAs: the other HCA has no GID on it, and the error says so.
     with pytest.raises(
         GidError, match=r"mlx5_1 port 1: no RoCE v2 IPv4 GID on netdev ens1f0np0 \(found: 0 v1 fe80::"
     ):
-        rdma.choose_gid_index(table, netdev="ens1f0np0")
-    assert rdma.gid_indices_by_hca(table, netdev="ens1f0np0") == {"mlx5_0:1": 3, "mlx5_1:1": None}
+        gid_choice.choose_gid_index(table, netdev="ens1f0np0")
+    assert gid_choice.gid_indices_by_hca(table, netdev="ens1f0np0") == {"mlx5_0:1": 3, "mlx5_1:1": None}
 
 
 def test_rdma_ipv6_only_table_has_no_ipv4_index(tmp_path: Path) -> None:
     table = rdma.read_gid_table(tree(tmp_path, "ipv6_only"))
     with pytest.raises(GidError) as err:
-        rdma.choose_gid_index(table)
+        gid_choice.choose_gid_index(table)
     assert str(err.value) == (
         "bnxt_re0 port 1: no RoCE v2 IPv4 GID (found: 0 v1 fe80::20a:f7ff:feb1:2230 ens2f0np0, "
         "1 v2 fe80::20a:f7ff:feb1:2230 ens2f0np0, 2 v1 2001:db8:5::7 ens2f0np0, 3 v2 2001:db8:5::7 ens2f0np0)"
     )
-    assert rdma.choose_gid_index(table, family="ipv6") == 3
+    assert gid_choice.choose_gid_index(table, family="ipv6") == 3
     with pytest.raises(ValueError, match="family"):
-        rdma.choose_gid_index(table, family="inet")
+        gid_choice.choose_gid_index(table, family="inet")
 
 
 def test_rdma_unknown_type_counts_as_no_version(tmp_path: Path) -> None:
     table = rdma.read_gid_table(tree(tmp_path, "container_partial_attrs"))
     assert table["roce_version"].tolist() == [None, None, "v1", "v2"]
     assert table["netdev"].tolist() == [None, None, None, None]
-    assert rdma.choose_gid_index(table) == 3
+    assert gid_choice.choose_gid_index(table) == 3
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_rdma_parse_show_gids_connectx_values() -> None:
     table = rdma.parse_show_gids((DATA / "connectx_2hca.show_gids_mlnx_pasted.txt").read_text())
     assert len(table) == 12
     assert table.loc[table["index"] == 3, "ipv4"].tolist() == ["10.1.1.5", "10.1.2.5"]
-    assert rdma.choose_gid_index(table) == 3
+    assert gid_choice.choose_gid_index(table) == 3
 
 
 def test_rdma_parse_show_gids_empty_table_and_errors() -> None:
@@ -371,7 +371,7 @@ def test_rdma_compare_nodes_names_the_odd_node(tmp_path: Path) -> None:
     tables = {f"node{i}": rdma.read_gid_table(build_tree(tmp_path / f"node{i}", spec)) for i in (1, 2, 4)}
     tables["node3"] = rdma.read_gid_table(build_tree(tmp_path / "node3", _swapped_sandbox(spec)))
     tables["node5"] = rdma.read_gid_table(tree(tmp_path, "ipv6_only"))
-    result = rdma.compare_nodes(tables)
+    result = gid_choice.compare_nodes(tables)
     assert result.index == 5
     assert result.per_node == {"node1": 5, "node2": 5, "node4": 5, "node3": 3, "node5": None}
     assert result.odd_nodes == ["node3", "node5"]
@@ -391,22 +391,22 @@ def test_rdma_compare_nodes_agreement_and_tie(tmp_path: Path) -> None:
     spec = load_spec("sandbox_node1")
     five = rdma.read_gid_table(build_tree(tmp_path / "a", spec))
     three = rdma.read_gid_table(build_tree(tmp_path / "b", _swapped_sandbox(spec)))
-    ok = rdma.compare_nodes({"node1": five, "node2": five}, hcas=["mlx5_0"])
+    ok = gid_choice.compare_nodes({"node1": five, "node2": five}, hcas=["mlx5_0"])
     assert (ok.index, ok.odd_nodes, ok.errors) == (5, [], {})
     assert ok.message == "all 2 node(s) use GID index 5"
-    tie = rdma.compare_nodes({"node1": five, "node2": three})
+    tie = gid_choice.compare_nodes({"node1": five, "node2": three})
     assert tie.index is None and tie.odd_nodes == ["node1", "node2"]
     assert tie.message.startswith("no majority GID index: index 5 on 1 node(s), index 3 on 1 node(s)")
 
 
 def test_rdma_nccl_env() -> None:
-    assert rdma.nccl_env(5, ["mlx5_0:1", "mlx5_1:1"]) == {
+    assert gid_choice.nccl_env(5, ["mlx5_0:1", "mlx5_1:1"]) == {
         "NCCL_IB_GID_INDEX": "5",
         "NCCL_IB_HCA": "=mlx5_0:1,mlx5_1:1",
     }
-    assert rdma.nccl_env(3, ["mlx5_1"]) == {"NCCL_IB_GID_INDEX": "3", "NCCL_IB_HCA": "=mlx5_1"}
-    assert rdma.nccl_env(3, []) == {"NCCL_IB_GID_INDEX": "3"}
+    assert gid_choice.nccl_env(3, ["mlx5_1"]) == {"NCCL_IB_GID_INDEX": "3", "NCCL_IB_HCA": "=mlx5_1"}
+    assert gid_choice.nccl_env(3, []) == {"NCCL_IB_GID_INDEX": "3"}
     with pytest.raises(ValueError, match="bad HCA name"):
-        rdma.nccl_env(3, ["=mlx5_0"])
+        gid_choice.nccl_env(3, ["=mlx5_0"])
     with pytest.raises(ValueError, match="non-negative"):
-        rdma.nccl_env(-1, [])
+        gid_choice.nccl_env(-1, [])

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from clusterproof.s3 import RgwAdminSession, RgwUserIssuer
-from clusterproof.s3.holes import WeakenedRgwUserIssuer, find_holes
-from clusterproof.s3.matrix import Layout
 from clusterproof.sandbox.rgw import RgwInfo
+from clusterproof.storage import RgwAdminSession, RgwUserIssuer
+from clusterproof.storage.holes import WeakenedRgwUserIssuer, find_holes
+from clusterproof.storage.matrix import Layout
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 

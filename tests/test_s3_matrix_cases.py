@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clusterproof.s3.matrix import (
+from clusterproof.storage.matrix import (
     ALLOW,
     CASES,
     DENY,

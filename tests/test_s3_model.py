@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from clusterproof.redact import REDACTOR
-from clusterproof.s3.model import (
+from clusterproof.storage.model import (
     ReapError,
     TempCredential,
     normalise_prefix,

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from clusterproof.s3.names import TempName, decode_role_name, decode_uid, new_name, validate_customer
+from clusterproof.storage.names import TempName, decode_role_name, decode_uid, new_name, validate_customer
 
 CUSTOMERS = ["acme", "acme-corp", "a", "a-b-c", "x9", "0", "acme-corp-eu-west-2", "a" * 32]
 

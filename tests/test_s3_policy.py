@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from clusterproof.s3 import policy
+from clusterproof.storage import policy
 
 EXPIRY = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

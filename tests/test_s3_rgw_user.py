@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from clusterproof.redact import REDACTOR
-from clusterproof.s3 import (
+from clusterproof.sandbox.rgw import RgwInfo
+from clusterproof.storage import (
     RgwAdminSession,
     RgwUserIssuer,
     TempCredential,
@@ -21,9 +22,8 @@ from clusterproof.s3 import (
     policy,
     s3_client,
 )
-from clusterproof.s3.cleanup import temp_ids
-from clusterproof.s3.matrix import ALLOW, DENY, attempt
-from clusterproof.sandbox.rgw import RgwInfo
+from clusterproof.storage.cleanup import temp_ids
+from clusterproof.storage.matrix import ALLOW, DENY, attempt
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 

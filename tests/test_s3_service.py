@@ -17,10 +17,11 @@ import requests
 
 from clusterproof.errors import ClusterproofError
 from clusterproof.redact import MASK, REDACTOR
-from clusterproof.s3 import HttpIssuer, ReapError, RgwAdminSession, RgwUserIssuer, s3_client
-from clusterproof.s3.cleanup import temp_ids
-from clusterproof.s3.matrix import ALLOW, DENY, attempt
-from clusterproof.s3.service import (
+from clusterproof.sandbox.rgw import RgwInfo
+from clusterproof.storage import HttpIssuer, ReapError, RgwAdminSession, RgwUserIssuer, s3_client
+from clusterproof.storage.cleanup import temp_ids
+from clusterproof.storage.matrix import ALLOW, DENY, attempt
+from clusterproof.storage.service import (
     ACCESS_KEY_ENV,
     ENDPOINT_ENV,
     SECRET_KEY_ENV,
@@ -31,7 +32,6 @@ from clusterproof.s3.service import (
     service_settings_from_env,
     start_in_thread,
 )
-from clusterproof.sandbox.rgw import RgwInfo
 from tests.rgw_fixture import foreign_owner, rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]

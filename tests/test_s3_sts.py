@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clusterproof.redact import MASK, REDACTOR
-from clusterproof.s3 import (
+from clusterproof.sandbox.rgw import RgwInfo
+from clusterproof.storage import (
     RgwAdminSession,
     StsIssuer,
     decode_role_name,
     s3_client,
 )
-from clusterproof.s3.cleanup import temp_ids
-from clusterproof.s3.matrix import ALLOW, DENY, attempt
-from clusterproof.sandbox.rgw import RgwInfo
+from clusterproof.storage.cleanup import temp_ids
+from clusterproof.storage.matrix import ALLOW, DENY, attempt
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 

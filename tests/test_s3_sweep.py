@@ -11,7 +11,8 @@ from functools import partial
 
 import pytest
 
-from clusterproof.s3 import (
+from clusterproof.sandbox.rgw import RgwInfo
+from clusterproof.storage import (
     IssuerError,
     ReapError,
     RgwAdminSession,
@@ -20,10 +21,9 @@ from clusterproof.s3 import (
     policy,
     s3_client,
 )
-from clusterproof.s3.cleanup import grant_state, sweep, temp_ids
-from clusterproof.s3.matrix import ALLOW, attempt
-from clusterproof.s3.names import customer_in_scope, decode_role_name, decode_uid, validate_scope
-from clusterproof.sandbox.rgw import RgwInfo
+from clusterproof.storage.cleanup import grant_state, sweep, temp_ids
+from clusterproof.storage.matrix import ALLOW, attempt
+from clusterproof.storage.names import customer_in_scope, decode_role_name, decode_uid, validate_scope
 from tests.rgw_fixture import foreign_owner, rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 RUN = "cpt-1a2b3c4d"

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clusterproof.s3 import RgwAdminSession, s3_client
-from clusterproof.s3.matrix import ALLOW, DENY, wait_until_denied
 from clusterproof.sandbox.rgw import RgwInfo
+from clusterproof.storage import RgwAdminSession, s3_client
+from clusterproof.storage.matrix import ALLOW, DENY, wait_until_denied
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 

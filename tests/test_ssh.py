@@ -1,6 +1,6 @@
-"""clusterproof.ssh against real sshd: a 3-node sandbox (network namespaces, one OpenSSH sshd per node).
+"""clusterproof.nodes.ssh against real sshd: a 3-node sandbox (network namespaces, one OpenSSH sshd per node).
 
-Also clusterproof.facts on those nodes. The sandbox is brought up once for the module and always torn down.
+Also clusterproof.nodes.facts on those nodes. The sandbox is brought up once for the module and always torn down.
 Needs root (namespaces); skipped otherwise. Unit-level checks (no sandbox) are at the top.
 """
 
@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from clusterproof.errors import CommandFailed, NodeUnreachable
-from clusterproof.facts import NodeFacts, facts_frame, gather_facts
 from clusterproof.inventory import Inventory, JumpHost, SshSettings, load_inventory
+from clusterproof.nodes.facts import NodeFacts, facts_frame, gather_facts
+from clusterproof.nodes.ssh import CommandResult, SshPool, render_command
 from clusterproof.results import NODE_COLUMNS
 from clusterproof.sandbox.cluster import SandboxCluster, down, up
 from clusterproof.sandbox.faults import start_sshd, stop_sshd
-from clusterproof.ssh import CommandResult, SshPool, render_command
 
 STATE_DIR = Path("/tmp/cp-ssh-test")
 PREFIX = "cps_"

@@ -170,9 +170,9 @@ def test_timeout_kills_the_run_on_every_node(sandbox: Sandbox, tmp_path: Path) -
 
 
 def test_runner_fetches_debug_files_and_leaves_nothing_behind(sandbox: Sandbox, tmp_path: Path) -> None:
-    from clusterproof.collective import CollectiveRunner
     from clusterproof.inventory import load_inventory
-    from clusterproof.ssh import SshPool
+    from clusterproof.network.collective import CollectiveRunner
+    from clusterproof.nodes.ssh import SshPool
 
     inv = load_inventory(sandbox.inventory)
     with SshPool.from_inventory(inv) as pool:

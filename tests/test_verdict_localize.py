@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from clusterproof.inventory import Thresholds
-from clusterproof.localize import disjoint_pairs, find_slow_nodes
-from clusterproof.verdict import performance, row_verdicts, sanity
+from clusterproof.network.localize import disjoint_pairs, find_slow_nodes
+from clusterproof.network.verdict import performance, row_verdicts, sanity
 
 M = 1 << 20
 

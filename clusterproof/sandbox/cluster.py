@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,17 @@ from clusterproof.inventory import parse_inventory
 from clusterproof.sandbox import nodes as build
 from clusterproof.sandbox import procs
 from clusterproof.sandbox.nodes import COLLECTIVES, SSHD
+from clusterproof.sandbox.state import (
+    SandboxCluster,
+    SandboxNode,
+    read_state,
+    require_root,
+    write_state,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = Path(os.environ.get("CLUSTERPROOF_SANDBOX_DIR", "/tmp/clusterproof-sandbox"))
-STATE_FILE = "state.json"
 MAX_NODES = 99  # node names have two digits; addresses are <subnet>.11 .. <subnet>.109
 #: Minimum all_reduce busbw (GB/s) from 1M up, written into the sandbox inventory. Measured on this
 #: 2-core machine while other jobs loaded it (load average 4-10; sweep 64K-4M, -n 5), rows at 1M and 4M:
@@ -53,87 +58,6 @@ _TOOLS = {  # binary -> Debian package that ships it
 }
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9_]{0,7}$")
 _SUBNET_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
-
-
-@dataclass
-class SandboxNode:
-    name: str
-    ip: str
-    netns: str
-    sshd_pid: int
-    state_dir: Path
-    veth: str = ""  # host side of the node's veth pair (where faults put tc)
-    holder_pid: int = 0  # keeps the node's UTS + mount namespaces alive while its sshd is stopped
-
-
-@dataclass
-class SandboxCluster:
-    state_dir: Path
-    nodes: list[SandboxNode]
-    inventory_path: Path
-    bin_dir: Path
-    key_file: Path
-    known_hosts: Path
-    ssh_config: Path
-    bridge: str
-    subnet: str
-    prefix: str = "cp_"
-    timings_s: dict[str, float] = field(default_factory=dict)  # seconds per step of `up`
-
-    def node(self, name: str) -> SandboxNode:
-        """The node called ``name``. Raises SandboxError naming the nodes that exist."""
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise SandboxError(f"sandbox {self.state_dir}: no node {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
-
-    def to_json(self) -> str:
-        """The cluster as JSON text (paths as strings), as stored in ``state.json``."""
-        return json.dumps(asdict(self), default=str, indent=2)
-
-    @classmethod
-    def from_state(cls, state_dir: Path | str) -> SandboxCluster:
-        """Read the cluster back from ``<state_dir>/state.json``.
-
-        Raises:
-            SandboxError: there is no sandbox in ``state_dir``, or its state file is unreadable.
-        """
-        raw = read_state(Path(state_dir))
-        if raw is None:
-            raise SandboxError(f"no sandbox in {state_dir} (no {STATE_FILE}): run `clusterproof sandbox up`")
-        try:
-            members = [SandboxNode(**{**n, "state_dir": Path(n["state_dir"])}) for n in raw["nodes"]]
-            paths = {k: Path(raw[k]) for k in ("state_dir", "inventory_path", "bin_dir", "key_file", "known_hosts", "ssh_config")}
-            return cls(nodes=members, bridge=raw["bridge"], subnet=raw["subnet"], prefix=raw["prefix"],
-                       timings_s=raw.get("timings_s", {}), **paths)
-        except (KeyError, TypeError) as e:
-            raise SandboxError(f"{Path(state_dir) / STATE_FILE}: not a sandbox state file ({e!r})") from None
-
-
-def read_state(state_dir: Path) -> dict[str, Any] | None:
-    """The parsed state file, or None when there is none. Raises SandboxError when it is not JSON."""
-    path = state_dir / STATE_FILE
-    try:
-        raw: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise SandboxError(f"{path}: cannot read the sandbox state: {e}") from None
-    return raw
-
-
-def write_state(cluster: SandboxCluster, status: str = "up") -> None:
-    """Write ``state.json`` atomically (a crash leaves the old or the new file, never half of one)."""
-    data = {"status": status, **json.loads(cluster.to_json())}
-    tmp = cluster.state_dir / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, cluster.state_dir / STATE_FILE)
-
-
-def require_root() -> None:
-    """Raises SandboxError unless this process is root."""
-    if os.geteuid() != 0:
-        raise SandboxError("the sandbox needs root (network namespaces, sshd per node): run as root")
 
 
 def _check_host() -> None:

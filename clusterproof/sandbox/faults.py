@@ -12,10 +12,10 @@ import time
 
 from clusterproof.errors import SandboxError
 from clusterproof.sandbox import procs
-from clusterproof.sandbox.cluster import SandboxCluster, SandboxNode, require_root, write_state
 from clusterproof.sandbox.gids import write_gid_table
 from clusterproof.sandbox.nodes import SSHD, port_answers, wait_for_pid_file, wait_for_sshd
 from clusterproof.sandbox.procs import run
+from clusterproof.sandbox.state import SandboxCluster, SandboxNode, require_root, write_state
 
 _RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit)$", re.IGNORECASE)
 _RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}

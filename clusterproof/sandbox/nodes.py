@@ -19,7 +19,7 @@ from clusterproof.sandbox.gids import node_ipv6, node_mac, write_gid_table, writ
 from clusterproof.sandbox.procs import ENV, parallel, read_pid, run
 
 if TYPE_CHECKING:
-    from clusterproof.sandbox.cluster import SandboxCluster, SandboxNode
+    from clusterproof.sandbox.state import SandboxCluster, SandboxNode
 
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall", "sendrecv", "broadcast")
 SSHD = "/usr/sbin/sshd"

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from clusterproof import verdict
-from clusterproof.collective import CollectiveResult
 from clusterproof.inventory import Inventory
-from clusterproof.nccl import printed_size
+from clusterproof.network import verdict
+from clusterproof.network.collective import CollectiveResult
+from clusterproof.network.nccl import printed_size
 from clusterproof.units import human_size
 from fixtures.nccl import CollectiveRuns, GroupSpec, explain_failure
 

@@ -7,7 +7,8 @@ import pytest
 
 from clusterproof.errors import GidError
 from clusterproof.inventory import Inventory, Node
-from clusterproof.rdma import GidConsensus, choose_gid_index, format_gid_table
+from clusterproof.network.gid_choice import GidConsensus, choose_gid_index
+from clusterproof.network.rdma import format_gid_table
 from fixtures.rdma import choose_kwargs
 
 pytestmark = pytest.mark.rdma

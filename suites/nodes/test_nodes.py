@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from clusterproof.facts import NodeFacts
 from clusterproof.inventory import Inventory, Node
-from clusterproof.ssh import SshPool
+from clusterproof.nodes.facts import NodeFacts
+from clusterproof.nodes.ssh import SshPool
 from fixtures.ssh import expected_binaries
 
 pytestmark = pytest.mark.nodes

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from clusterproof.s3 import CredentialIssuer
+from clusterproof.storage import CredentialIssuer
 from fixtures.s3 import Connect
 
 PROBE_ENV = "CP_S3_CLEANUP_PROBE_OUT"

@@ -1,6 +1,6 @@
 """Storage-only hooks: every test here is marked ``s3``; the access matrix's known RGW deviations become strict xfails.
 
-The deviations live in ``clusterproof.s3.matrix.KNOWN_RGW_LIMITATIONS`` (data, with the measured reason). They are
+The deviations live in ``clusterproof.storage.matrix.KNOWN_RGW_LIMITATIONS`` (data, with the measured reason). They are
 applied at collection time because they depend on two fixture parameters (issuer kind and permission).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from clusterproof.s3.matrix import KNOWN_RGW_LIMITATIONS
+from clusterproof.storage.matrix import KNOWN_RGW_LIMITATIONS
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,5 +1,5 @@
 """The access matrix: every operation, inside the prefix and everywhere it must not reach, for each issuer kind
-and each permission. Expectations are data (``clusterproof.s3.matrix.CASES``); a failure names the hole and
+and each permission. Expectations are data (``clusterproof.storage.matrix.CASES``); a failure names the hole and
 quotes RGW's answer. Select with ``-k``: ``-k "sts and sibling"``, ``-k "read-only and list"``.
 
 One credential per (issuer, permission) serves the whole module: cases write under unique keys, so they do not
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from clusterproof.inventory import StorageSettings
-from clusterproof.s3 import (
+from clusterproof.storage import (
     PERMISSIONS,
     CredentialIssuer,
     Permission,
@@ -24,7 +24,7 @@ from clusterproof.s3 import (
     s3_client,
     validate_permission,
 )
-from clusterproof.s3.matrix import CASES, Actors, Case, CaseResult, Layout, run_case, seed
+from clusterproof.storage.matrix import CASES, Actors, Case, CaseResult, Layout, run_case, seed
 from fixtures.s3 import BucketFactory
 
 

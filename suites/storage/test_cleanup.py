@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from clusterproof.inventory import StorageSettings
-from clusterproof.s3 import RgwAdminSession
-from clusterproof.s3.cleanup import temp_ids
+from clusterproof.storage import RgwAdminSession
+from clusterproof.storage.cleanup import temp_ids
 from fixtures.s3 import TAG_ENV, bucket_prefix
 
 PROBE = Path(__file__).with_name("cleanup_probe.py")

@@ -7,9 +7,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from clusterproof.s3 import CredentialIssuer, IssuerError, RgwAdminSession, TempCredential
-from clusterproof.s3.cleanup import grant_state, temp_ids
-from clusterproof.s3.matrix import ALLOW, DENY, attempt
+from clusterproof.storage import CredentialIssuer, IssuerError, RgwAdminSession, TempCredential
+from clusterproof.storage.cleanup import grant_state, temp_ids
+from clusterproof.storage.matrix import ALLOW, DENY, attempt
 from fixtures.s3 import Connect
 
 PARALLEL = 20

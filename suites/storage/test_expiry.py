@@ -13,8 +13,8 @@ from functools import partial
 
 import pytest
 
-from clusterproof.s3 import CredentialIssuer, TempCredential
-from clusterproof.s3.matrix import ALLOW, DENY, attempt, wait_until_denied
+from clusterproof.storage import CredentialIssuer, TempCredential
+from clusterproof.storage.matrix import ALLOW, DENY, attempt, wait_until_denied
 from fixtures.s3 import Connect
 
 #: The shortest TTL per kind. STS cannot go below RGW's rgw_sts_min_session_duration (the sandbox sets 5 s).

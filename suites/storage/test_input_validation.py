@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from clusterproof.inventory import StorageSettings
-from clusterproof.s3 import CredentialIssuer, RgwAdminSession, decode_role_name, decode_uid
-from clusterproof.s3.cleanup import temp_ids
-from clusterproof.s3.http import API_ROOT
+from clusterproof.storage import CredentialIssuer, RgwAdminSession, decode_role_name, decode_uid
+from clusterproof.storage.cleanup import temp_ids
+from clusterproof.storage.http import API_ROOT
 from fixtures.s3 import Connect
 
 BAD_PREFIXES = {
@@ -61,7 +61,7 @@ def test_s3_missing_bucket_refused(s3_issuer: CredentialIssuer, s3_admin: RgwAdm
 
 
 def test_s3_prefix_normalised_to_end_with_slash(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str, s3_connect: Connect) -> None:
-    from clusterproof.s3.matrix import DENY, attempt
+    from clusterproof.storage.matrix import DENY, attempt
 
     cred = s3_issuer.issue(s3_customer, s3_bucket, "data", 600)
     assert cred.prefix == "data/", f"prefix 'data' came back as {cred.prefix!r}"

@@ -15,8 +15,8 @@ import secrets
 
 import pytest
 
-from clusterproof.s3 import CredentialIssuer, RgwAdminSession, s3_client
-from clusterproof.s3.matrix import ALLOW, DENY, attempt
+from clusterproof.storage import CredentialIssuer, RgwAdminSession, s3_client
+from clusterproof.storage.matrix import ALLOW, DENY, attempt
 from fixtures.s3 import Connect
 
 

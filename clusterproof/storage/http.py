@@ -20,7 +20,7 @@ from urllib.parse import quote
 import requests
 
 from clusterproof.redact import REDACTOR, redact
-from clusterproof.s3.model import IssuerError, Permission, ReapError, TempCredential, validate_customer
+from clusterproof.storage.model import IssuerError, Permission, ReapError, TempCredential, validate_customer
 
 API_ROOT = "/client/v4"
 R2_MAX_TTL_SECONDS = 604800

@@ -1,6 +1,6 @@
 """SSH to the cluster nodes: one paramiko connection per node, opened lazily, reused, and fanned out in parallel.
 
-Opening a connection (credentials, host keys, authentication, jump host) is :mod:`clusterproof.ssh_connect`.
+Opening a connection (credentials, host keys, authentication, jump host) is :mod:`clusterproof.nodes.ssh_connect`.
 
 What this module guarantees:
 
@@ -45,8 +45,8 @@ import paramiko
 from clusterproof.errors import CommandFailed, InventoryError, NodeUnreachable
 from clusterproof.fields import ENV_NAME_RE
 from clusterproof.inventory import Inventory, JumpHost, Node, SshSettings
+from clusterproof.nodes.ssh_connect import Connector
 from clusterproof.redact import redact
-from clusterproof.ssh_connect import Connector
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from clusterproof.s3.admin import RgwAdminSession
-from clusterproof.s3.client import AWS_ERRORS, answer_of
-from clusterproof.s3.model import IssuerError
-from clusterproof.s3.names import customer_in_scope, decode_role_name, decode_uid, validate_scope
-from clusterproof.s3.rgw_user import RgwUserIssuer
-from clusterproof.s3.sts import StsIssuer
+from clusterproof.storage.admin import RgwAdminSession
+from clusterproof.storage.client import AWS_ERRORS, answer_of
+from clusterproof.storage.model import IssuerError
+from clusterproof.storage.names import customer_in_scope, decode_role_name, decode_uid, validate_scope
+from clusterproof.storage.rgw_user import RgwUserIssuer
+from clusterproof.storage.sts import StsIssuer
 
 GrantState = Literal["granted", "no-grant", "gone"]
 

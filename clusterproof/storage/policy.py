@@ -2,7 +2,7 @@
 
 The grant: object actions on ``arn:aws:s3:::<bucket>/<prefix>*`` (the prefix always ends with ``/``) and ListBucket
 on the bucket only with ``StringLike s3:prefix <prefix>*``. The denies, each measured on RGW 16.2 and checked by
-the access matrix (``clusterproof.s3.matrix``): a temporary user *owns* what it writes, and RGW's ACL fallback
+the access matrix (``clusterproof.storage.matrix``): a temporary user *owns* what it writes, and RGW's ACL fallback
 lets an owner act on its objects where no policy Allow covers them, so an Allow-only policy is not enough:
 
 - ``cp-expired``: everything, once ``aws:CurrentTime`` is past the expiry; RGW enforces expiry without the reaper;
@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from clusterproof.s3.model import Permission
+from clusterproof.storage.model import Permission
 
 Statement = dict[str, Any]
 VERSION = "2012-10-17"

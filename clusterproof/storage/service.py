@@ -1,4 +1,4 @@
-"""The reference credential service: R2's temporary-credentials API (see ``clusterproof.s3.http``) over any issuer,
+"""The reference credential service: R2's temporary-credentials API (see ``clusterproof.storage.http``) over any issuer,
 normally an RgwUserIssuer, so the ``http`` issuer kind is tested against something real.
 
 Run it with ``clusterproof serve-credentials --host 127.0.0.1 --port 7499`` (the one entry point: ``serve_from_env``
@@ -30,10 +30,10 @@ from fastapi.responses import JSONResponse
 
 from clusterproof.errors import ClusterproofError
 from clusterproof.redact import REDACTOR, redact
-from clusterproof.s3 import names
-from clusterproof.s3.http import API_ROOT, GLOBAL_CLEANUP_PATH
-from clusterproof.s3.model import CredentialIssuer, IssuerError, ReapError, TempCredential
-from clusterproof.s3.rgw_user import GrantStyle, RgwUserIssuer
+from clusterproof.storage import names
+from clusterproof.storage.http import API_ROOT, GLOBAL_CLEANUP_PATH
+from clusterproof.storage.model import CredentialIssuer, IssuerError, ReapError, TempCredential
+from clusterproof.storage.rgw_user import GrantStyle, RgwUserIssuer
 
 ENDPOINT_ENV = "CP_RGW_ENDPOINT"
 ACCESS_KEY_ENV = "CP_RGW_ADMIN_ACCESS_KEY"

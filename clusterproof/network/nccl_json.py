@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterproof.errors import ParseError
-from clusterproof.nccl_model import (
+from clusterproof.network.nccl_model import (
     PLACEMENTS,
     RESULT_COLUMNS,
     NcclRun,

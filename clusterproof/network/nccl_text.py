@@ -1,6 +1,6 @@
 """nccl-tests text logs (what an ``*_perf`` binary printed, any format era) into an ``NcclRun``.
 
-``parse(text)`` and ``parse_file(path)`` (re-exported by ``clusterproof.nccl``) read output that came through
+``parse(text)`` and ``parse_file(path)`` (re-exported by ``clusterproof.network.nccl``) read output that came through
 ``mpirun --tag-output``, ``srun -l`` or neither, with NCCL's INFO/WARN lines mixed in, possibly cut off mid-run.
 Rows are split on whitespace and columns mapped by the names in the table's column header, never by position
 or width: spacing changed in 2.17.3, ``error`` became ``#wrong`` and ``root`` appeared in 2.13.0, old
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clusterproof.errors import ParseError
-from clusterproof.nccl_model import (
+from clusterproof.network.nccl_model import (
     KNOWN_BINARY,
     PLACEMENTS,
     RESULT_COLUMNS,

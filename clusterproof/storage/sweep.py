@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from clusterproof.redact import redact
-from clusterproof.s3.model import IssuerError, ReapError, validate_customer
-from clusterproof.s3.names import TempName, customer_in_scope, validate_scope
+from clusterproof.storage.model import IssuerError, ReapError, validate_customer
+from clusterproof.storage.names import TempName, customer_in_scope, validate_scope
 
 
 class NameSweeper:

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from clusterproof.errors import ClusterproofError
 from clusterproof.redact import REDACTOR
-from clusterproof.s3.names import validate_customer
+from clusterproof.storage.names import validate_customer
 
 Permission = Literal["object-read-write", "object-read-only"]
 PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
@@ -108,7 +108,7 @@ class TempCredential:
     __str__ = __repr__
 
     def client_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``clusterproof.s3.client.s3_client``: access key, secret and token."""
+        """Keyword arguments for ``clusterproof.storage.client.s3_client``: access key, secret and token."""
         return {
             "access_key": self.access_key_id,
             "secret_key": self.secret_access_key,

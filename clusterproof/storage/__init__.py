@@ -11,10 +11,10 @@ raise IssuerError; a reap that deletes some and fails on others raises ReapError
 ``matrix`` holds the access cases the suites run; ``holes`` finds weakened grants.
 """
 
-from clusterproof.s3.admin import RgwAdminSession
-from clusterproof.s3.client import Answer, answer_of, make_client, s3_client
-from clusterproof.s3.http import HttpIssuer
-from clusterproof.s3.model import (
+from clusterproof.storage.admin import RgwAdminSession
+from clusterproof.storage.client import Answer, answer_of, make_client, s3_client
+from clusterproof.storage.http import HttpIssuer
+from clusterproof.storage.model import (
     PERMISSIONS,
     CredentialIssuer,
     IssuerError,
@@ -27,9 +27,9 @@ from clusterproof.s3.model import (
     validate_permission,
     validate_ttl,
 )
-from clusterproof.s3.names import TempName, decode_role_name, decode_uid, new_name
-from clusterproof.s3.rgw_user import RgwUserIssuer
-from clusterproof.s3.sts import StsIssuer
+from clusterproof.storage.names import TempName, decode_role_name, decode_uid, new_name
+from clusterproof.storage.rgw_user import RgwUserIssuer
+from clusterproof.storage.sts import StsIssuer
 
 __all__ = [
     "PERMISSIONS",

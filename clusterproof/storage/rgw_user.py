@@ -13,15 +13,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from clusterproof.s3 import policy
-from clusterproof.s3.admin import RgwAdminSession
-from clusterproof.s3.model import (
+from clusterproof.storage import policy
+from clusterproof.storage.admin import RgwAdminSession
+from clusterproof.storage.model import (
     Permission,
     TempCredential,
     checked_request,
 )
-from clusterproof.s3.names import TempName, decode_uid, new_name
-from clusterproof.s3.sweep import NameSweeper
+from clusterproof.storage.names import TempName, decode_uid, new_name
+from clusterproof.storage.sweep import NameSweeper
 
 GrantStyle = Literal["user-policy", "bucket-policy"]
 USER_POLICY_NAME = "cp-prefix-grant"

@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clusterproof import nccl, nccl_debug
 from clusterproof.errors import ClusterproofError, ParseError
 from clusterproof.inventory import Inventory, Node, SweepSpec
-from clusterproof.launch import HostSlot, Mpirun, NcclTestsCommand, Srun, render
+from clusterproof.network import nccl, nccl_debug
+from clusterproof.network.launch import HostSlot, Mpirun, NcclTestsCommand, Srun, render
+from clusterproof.nodes.ssh import CommandResult, SshPool
 from clusterproof.redact import redact
-from clusterproof.ssh import CommandResult, SshPool
 
 log = logging.getLogger(__name__)
 

@@ -5,15 +5,15 @@ neither, with NCCL's own INFO/WARN lines mixed in, possibly cut off mid-run) and
 ``parse_json(path)`` reads a ``-J`` file (nccl-tests >= 2.17.3) into the same ``NcclRun``.
 
 This module is the public face; the work is split so each part stays small and imports stay one-way:
-``clusterproof.nccl_model`` holds ``NcclRun``, the frames and the busbw maths, ``clusterproof.nccl_text``
-reads text logs and ``clusterproof.nccl_json`` reads ``-J`` reports. Both readers import only the model,
+``clusterproof.network.nccl_model`` holds ``NcclRun``, the frames and the busbw maths, ``clusterproof.network.nccl_text``
+reads text logs and ``clusterproof.network.nccl_json`` reads ``-J`` reports. Both readers import only the model,
 never this module, so there is no import cycle.
 """
 
 from __future__ import annotations
 
-from clusterproof.nccl_json import parse_json
-from clusterproof.nccl_model import (
+from clusterproof.network.nccl_json import parse_json
+from clusterproof.network.nccl_model import (
     DEVICE_COLUMNS,
     PLACEMENTS,
     RESULT_COLUMNS,
@@ -27,7 +27,7 @@ from clusterproof.nccl_model import (
     printed_size,
     results_frame,
 )
-from clusterproof.nccl_text import parse, parse_file
+from clusterproof.network.nccl_text import parse, parse_file
 
 __all__ = [
     "DEVICE_COLUMNS",

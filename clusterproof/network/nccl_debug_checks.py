@@ -1,4 +1,4 @@
-"""Pure verdicts on a :class:`~clusterproof.nccl_debug.TransportReport`: which ranks did not use the expected
+"""Pure verdicts on a :class:`~clusterproof.network.nccl_debug.TransportReport`: which ranks did not use the expected
 network, GPUDirect RDMA, GID, NCCL version, or used NVLS where it inflates the number.
 
 Every ``check_*`` returns a list of :class:`Finding`; an empty list means pass. A report without any rank
@@ -13,12 +13,10 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-if TYPE_CHECKING:  # only types: clusterproof.nccl_debug re-exports this module, so no runtime import back
-    from clusterproof.nccl_debug import RankEvidence, TransportReport
+from clusterproof.network.nccl_debug_model import RankEvidence, TransportReport
 
 STANDIN_SKIP_REASON = "CPU stand-in: no NCCL, transport not provable"
 _IB_PLUGIN = re.compile(r"IBext(?:_v\d+)?$")  # the HPC-X verbs plugin (IBext, IBext_v8...): still the IB transport

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from clusterproof.s3.client import answer_of
+from clusterproof.storage.client import answer_of
 
 ALLOW, DENY = "allow", "deny"
 ANONYMOUS_READ_GRANT = 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'

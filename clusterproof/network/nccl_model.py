@@ -1,7 +1,7 @@
 """The shared model of an nccl-tests run: ``NcclRun``, its fixed result/device frames and the busbw maths.
 
-Both readers build on this module: ``clusterproof.nccl_text`` (text logs) and ``clusterproof.nccl_json``
-(``-J`` reports). It imports neither, so they can import it without a cycle; ``clusterproof.nccl`` is the
+Both readers build on this module: ``clusterproof.network.nccl_text`` (text logs) and ``clusterproof.network.nccl_json``
+(``-J`` reports). It imports neither, so they can import it without a cycle; ``clusterproof.network.nccl`` is the
 public face that re-exports all three.
 """
 

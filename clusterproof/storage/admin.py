@@ -18,9 +18,9 @@ from rgwadmin import RGWAdmin
 from rgwadmin.exceptions import NoSuchBucket, NoSuchUser, RGWAdminException, UserAlreadyExists
 
 from clusterproof.redact import REDACTOR, redact
-from clusterproof.s3 import policy
-from clusterproof.s3.client import AWS_ERRORS, answer_of, make_client
-from clusterproof.s3.model import IssuerError
+from clusterproof.storage import policy
+from clusterproof.storage.client import AWS_ERRORS, answer_of, make_client
+from clusterproof.storage.model import IssuerError
 
 #: One lock per (endpoint, bucket) for every bucket-policy read-modify-write in this process. S3 has no
 #: If-Match on PutBucketPolicy, so across processes only the re-read-verify loop helps, and only partly.

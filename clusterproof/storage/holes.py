@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from clusterproof.s3 import policy
-from clusterproof.s3.client import s3_client
-from clusterproof.s3.matrix import CASES, Actors, Case, Layout, run_matrix, seed, violations
-from clusterproof.s3.model import CredentialIssuer, Permission
-from clusterproof.s3.rgw_user import RgwUserIssuer
+from clusterproof.storage import policy
+from clusterproof.storage.client import s3_client
+from clusterproof.storage.matrix import CASES, Actors, Case, Layout, run_matrix, seed, violations
+from clusterproof.storage.model import CredentialIssuer, Permission
+from clusterproof.storage.rgw_user import RgwUserIssuer
 
 WEAKENINGS = ("prefix-without-slash", "list-without-prefix-condition")
 

@@ -23,17 +23,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clusterproof.redact import REDACTOR
-from clusterproof.s3 import policy
-from clusterproof.s3.admin import RgwAdminSession
-from clusterproof.s3.client import AWS_ERRORS, answer_of
-from clusterproof.s3.model import (
+from clusterproof.storage import policy
+from clusterproof.storage.admin import RgwAdminSession
+from clusterproof.storage.client import AWS_ERRORS, answer_of
+from clusterproof.storage.model import (
     IssuerError,
     Permission,
     TempCredential,
     checked_request,
 )
-from clusterproof.s3.names import TempName, decode_role_name, new_name
-from clusterproof.s3.sweep import NameSweeper
+from clusterproof.storage.names import TempName, decode_role_name, new_name
+from clusterproof.storage.sweep import NameSweeper
 
 ROLE_POLICY_NAME = "cp-prefix-grant"
 #: RGW caps a role's MaxSessionDuration at 12 h, like AWS.

@@ -1,8 +1,8 @@
-"""Opening SSH connections for :class:`clusterproof.ssh.SshPool`: credentials, host keys, auth, jump host.
+"""Opening SSH connections for :class:`clusterproof.nodes.ssh.SshPool`: credentials, host keys, auth, jump host.
 
 :class:`Connector` turns (host, port, user, optional jump-host transport) into an authenticated,
 host-key-checked ``paramiko.Transport`` on a low-latency socket. The guarantees (strict host keys, why
-``TCP_NODELAY``/``TCP_QUICKACK`` are set, credentials loaded once) are described in :mod:`clusterproof.ssh`.
+``TCP_NODELAY``/``TCP_QUICKACK`` are set, credentials loaded once) are described in :mod:`clusterproof.nodes.ssh`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import paramiko
 from clusterproof.errors import NodeUnreachable
 from clusterproof.inventory import SshSettings
 
-# The logger keeps the name it had before this code moved out of clusterproof.ssh, so log filters still match.
-log = logging.getLogger("clusterproof.ssh")
+# The logger keeps the name it had before this code moved out of clusterproof.nodes.ssh, so log filters still match.
+log = logging.getLogger("clusterproof.nodes.ssh")
 
 
 class _LowLatencySocket:

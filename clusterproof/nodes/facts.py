@@ -2,7 +2,7 @@
 
 :func:`facts_command` builds ONE POSIX ``sh`` command whose output has a section per fact; :func:`parse_facts`
 turns that text into :class:`NodeFacts`; :func:`gather_facts` runs it on many nodes in parallel over an
-:class:`~clusterproof.ssh.SshPool` and estimates each node's clock offset from the send/receive times.
+:class:`~clusterproof.nodes.ssh.SshPool` and estimates each node's clock offset from the send/receive times.
 
 The command only uses shell builtins where it touches many files (``read -r`` with redirects, globs,
 ``case``), never a ``$(cat file)`` subshell per file: on a node, a subshell plus an exec costs about 1.5 ms of
@@ -24,7 +24,7 @@ from clusterproof.errors import CommandFailed, ParseError
 from clusterproof.results import to_frame
 
 if TYPE_CHECKING:
-    from clusterproof.ssh import SshPool
+    from clusterproof.nodes.ssh import SshPool
 
 #: Prefix of the line that starts each section of the facts output.
 MARKER = "::clusterproof-facts"
@@ -61,7 +61,7 @@ class NodeFacts:
     interface -> operstate (``up``, ``down``, ``unknown`` for lo); ``gpus`` holds ``"name, pci.bus_id"`` per
     GPU (empty without ``nvidia-smi``); ``mpirun`` is the first line of ``mpirun --version`` (None when absent);
     ``binaries`` maps each requested binary to "exists and is executable"; ``gids`` is the GID table with
-    :data:`clusterproof.rdma.GID_COLUMNS`. ``probe_rtt_s`` (round trip of the facts command) and
+    :data:`clusterproof.network.rdma.GID_COLUMNS`. ``probe_rtt_s`` (round trip of the facts command) and
     ``clock_offset_s`` (node clock minus local clock, estimated at the midpoint of the round trip) are set by
     :func:`gather_facts`; NaN when parsed from text alone.
     """
@@ -102,7 +102,7 @@ def facts_command(sysfs_root: str = "/sys", binaries: Sequence[str] = ()) -> str
     Raises:
         ValueError: a binary name is empty or contains a newline.
     """
-    from clusterproof.rdma import remote_gid_command
+    from clusterproof.network.rdma import remote_gid_command
 
     for b in binaries:
         if not b or "\n" in b:
@@ -231,7 +231,7 @@ def parse_facts(node: str, text: str) -> NodeFacts:
     Raises:
         ParseError: a section is missing or holds garbage; the message names the node and the section.
     """
-    from clusterproof.rdma import parse_gid_dump
+    from clusterproof.network.rdma import parse_gid_dump
 
     s = _split_sections(node, text)
     hostname = _one_line(node, "hostname", s["hostname"])
