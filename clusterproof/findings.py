@@ -127,14 +127,28 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Subject:
-    """What a finding is about: ``kind`` is node, hca_port, rank, pair, node_set, rail, issuer, bucket, run...;
-    ``name`` is what a person selects on (``node07``, ``node07/mlx5_1:1``, ``node01,node03``, ``sts``)."""
+    """What a finding is about: ``kind`` is node, hca_port, gpu, rank, pair, node_set, rail, issuer, bucket, run...;
+    ``name`` is what a person selects on (``node07``, ``node07/mlx5_1:1``, ``node01,node03``, ``sts``).
+
+    ``node`` is the one node the subject belongs to (``node07`` for ``node07/mlx5_1:1``; set automatically for
+    kind ``node``); a failing finding with a node is what makes that node unfit (:mod:`clusterproof.unfit`).
+    A pair or a set of nodes has no single node: name the bad one in a finding of its own.
+    """
 
     kind: str
     name: str
+    node: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "node" and self.node is None:
+            object.__setattr__(self, "node", self.name)
 
     def __str__(self) -> str:
         return self.name
+
+
+def node_subject(node: str) -> Subject:
+    return Subject("node", node)
 
 
 RUN = Subject("run", "run")
@@ -186,7 +200,7 @@ class Finding:
         return {
             "criterion": self.criterion.value,
             "status": self.status.value,
-            "subject": {"kind": self.subject.kind, "name": self.subject.name},
+            "subject": {"kind": self.subject.kind, "name": self.subject.name, "node": self.subject.node},
             "message": self.message,
             "evidence": [{"path": e.path, "lines": list(e.lines)} for e in self.evidence],
             "reason": self.reason,
@@ -201,7 +215,7 @@ class Finding:
             return cls(
                 criterion=Criterion(raw["criterion"]),
                 status=Status(raw["status"]),
-                subject=Subject(str(raw["subject"]["kind"]), str(raw["subject"]["name"])),
+                subject=Subject(str(raw["subject"]["kind"]), str(raw["subject"]["name"]), raw["subject"].get("node")),
                 message=str(raw["message"]),
                 evidence=tuple(Evidence(e.get("path"), tuple(str(x) for x in e.get("lines", ()))) for e in raw.get("evidence", ())),
                 reason=raw.get("reason"),

@@ -95,3 +95,35 @@ def test_torn_last_line_is_skipped_but_a_bad_line_is_named(tmp_path: Path) -> No
     log.path.write_text('{"criterion": 1}\n' + log.path.read_text())
     with pytest.raises(fd.FindingsFileError, match=r"main\.jsonl:1"):
         fd.read_findings(tmp_path)
+
+
+def test_subject_of_kind_node_belongs_to_that_node() -> None:
+    assert Subject("node", "node07").node == "node07"
+    assert Subject("hca_port", "node07/mlx5_1:1", "node07").node == "node07"
+    assert Subject("pair", "node01,node02").node is None
+
+
+def test_unfit_nodes_come_from_failing_node_findings_only() -> None:
+    from clusterproof import unfit
+
+    port = Subject("hca_port", "node07/mlx5_1:1", "node07")
+    items = [
+        fd.failed(Criterion.IB_PORTS, port, "link_downed grew by 20 during the run"),
+        fd.failed(Criterion.XID, Subject("node", "node03"), "XID 79 (GPU has fallen off the bus)"),
+        fd.failed(Criterion.XID, Subject("node", "node03"), "XID 79 (GPU has fallen off the bus)"),
+        fd.passed(Criterion.XID, Subject("node", "node01"), "no XID"),
+        fd.failed(Criterion.COLLECTIVES, Subject("node_set", "node01,node02"), "busbw low"),  # no single node
+        fd.failed(Criterion.ACCESS_MATRIX, Subject("node", "node05"), "not a node criterion"),
+    ]
+    got = unfit.unfit_nodes(items)
+    assert [(u.node, u.reasons) for u in got] == [
+        ("node03", ("XID 79 (GPU has fallen off the bus)",)),
+        ("node07", ("node07/mlx5_1:1: link_downed grew by 20 during the run",)),
+    ]
+    assert unfit.render_unfit_file(got).splitlines()[0] == "node03\tXID 79 (GPU has fallen off the bus)"
+    assert unfit.hostlist(["node07", "node03", "node08"]) == "node[03,07-08]"
+    assert unfit.hostlist([]) == ""
+    cmd = unfit.drain_command(got)
+    assert cmd is not None and cmd.startswith("scontrol update nodename=node[03,07] state=drain reason=")
+    assert "XID 79" in cmd and "+1 more" in cmd
+    assert unfit.drain_command([]) is None
