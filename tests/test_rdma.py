@@ -187,12 +187,18 @@ def test_rdma_netdev_filter(tmp_path: Path) -> None:
     table = rdma.read_gid_table(tree(tmp_path, "connectx_2hca"))
     assert gid_choice.choose_gid_index(table, netdev=["ens1f0np0", "ens1f1np1"]) == 3
     assert gid_choice.choose_gid_index(table, netdev="ens1f0np0", hcas=["mlx5_0"]) == 3
-    # One netdev for two HCAs: the other HCA has no GID on it, and the error says so.
+    # One netdev and no HCA list: mlx5_1 has no GID on ens1f0np0 at all, so it is another rail's port and is not
+    # considered (issue 10: this used to raise "no RoCE v2 IPv4 GID on netdev").
+    assert gid_choice.choose_gid_index(table, netdev="ens1f0np0") == 3
+    assert gid_choice.gid_indices_by_hca(table, netdev="ens1f0np0") == {"mlx5_0:1": 3}
+    # A listed HCA is always judged: named, it must have a GID on the netdev.
     with pytest.raises(
         GidError, match=r"mlx5_1 port 1: no RoCE v2 IPv4 GID on netdev ens1f0np0 \(found: 0 v1 fe80::"
     ):
-        gid_choice.choose_gid_index(table, netdev="ens1f0np0")
-    assert gid_choice.gid_indices_by_hca(table, netdev="ens1f0np0") == {"mlx5_0:1": 3, "mlx5_1:1": None}
+        gid_choice.choose_gid_index(table, netdev="ens1f0np0", hcas=["mlx5_0", "mlx5_1"])
+    # No port at all on the netdev: nothing to choose from, and the error lists what there is.
+    with pytest.raises(GidError, match=r"no HCA port has any GID on netdev eth9"):
+        gid_choice.choose_gid_index(table, netdev="eth9")
 
 
 def test_rdma_ipv6_only_table_has_no_ipv4_index(tmp_path: Path) -> None:

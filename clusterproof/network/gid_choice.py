@@ -76,6 +76,14 @@ def _hca_groups(table: pd.DataFrame, hcas: Sequence[str]) -> tuple[dict[str, pd.
     return kept, missing
 
 
+def _on_netdevs(groups: dict[str, pd.DataFrame], netdevs: frozenset[str], hcas: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """With a netdev given and no HCA list, the HCA ports none of whose GIDs sits on that netdev belong to
+    another rail (or to the management network): they are not considered. A listed HCA always is."""
+    if not netdevs or hcas:
+        return groups
+    return {k: g for k, g in groups.items() if g["netdev"].isin(list(netdevs)).any()}
+
+
 def gid_indices_by_hca(
     table: pd.DataFrame,
     netdev: str | Sequence[str] | None = None,
@@ -94,6 +102,7 @@ def gid_indices_by_hca(
     _criteria(family, roce_version)
     netdevs = _netdev_set(netdev)
     groups, missing = _hca_groups(table, hcas)
+    groups = _on_netdevs(groups, netdevs, hcas)
     result: dict[str, int | None] = {}
     for key, grp in groups.items():
         hits = [int(r["index"]) for r in records(grp) if _gid_matches(r, family, roce_version, netdevs)]
@@ -140,6 +149,12 @@ def choose_gid_index(
         raise GidError(f"HCA {', '.join(missing)} not in the GID table (HCAs present: {have})")
     if not groups:
         raise GidError(f"no {what}: the GID table is empty (no RoCE HCA with a non-zero GID)")
+    on_netdev = _on_netdevs(groups, netdevs, hcas)
+    if not on_netdev:
+        names = ", ".join(sorted(netdevs))
+        raise GidError(f"no {what}: no HCA port has any GID on netdev {names} (found: "
+                       + "; ".join(f"{k}: {_found_text(g)}" for k, g in groups.items()) + ")")
+    groups = on_netdev
     indices = gid_indices_by_hca(table, netdev, family, roce_version, hcas)
     problems = []
     for key, grp in groups.items():

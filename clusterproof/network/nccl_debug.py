@@ -27,7 +27,7 @@ from clusterproof.network.nccl_debug_model import (
     WarnLine,
     decode_gid,
 )
-from clusterproof.network.nccl_model import strip_launcher_tags
+from clusterproof.network.nccl_model import launcher_tag, strip_launcher_tags
 
 __all__ = [
     "RANK_COLUMNS", "GidUse", "RankEvidence", "TransportReport", "WarnLine", "decode_gid", "nccl_debug_env",
@@ -46,7 +46,8 @@ _FRAME = re.compile(
     r"|(?P<file>\S+):(?P<lineno>\d+)(?: \((?P<func>[^)]*)\))? NCCL WARN ?(?P<warn>.*)"
     r"|(?:[\d.]+ \S+ )?NCCL (?:TRACE|CALL)\b.*)$"
 )
-_VERSION = re.compile(r"^NCCL version (?P<v>\d+\.\d+\.\d+[^+\s]*)\+cuda(?P<cuda>\d+\.\d+)")
+_VERSION = re.compile(r"^[NR]CCL version (?P<v>\d+\.\d+\.\d+[^+\s]*)\+(?:cuda|hip)(?P<cuda>\d+\.\d+)")
+_VERSION_START = re.compile(r"^(?:[NR]CCL v|[NR]CCL$|[NR]CC?$)")  # a version line that was torn or cut
 _TESTS_RANK = re.compile(
     r"^#\s*Rank\s+(?P<rank>\d+)\s+(?:Group\s+\d+\s+)?Pid\s+(?P<pid>\d+)\s+on\s+(?P<host>\S+)\s+device\s+(?P<dev>\d+)"
 )
@@ -216,17 +217,48 @@ class _Parser:
         self.bare_versions: list[tuple[str, str]] = []  # "NCCL version" printed without prefix (rank 0, <= 2.21)
         self.unknown = 0
         self.nccl_lines = 0
+        self.cut_lines = 0  # last lines without a line end (cut): never read
+        self.torn_versions: list[str] = []  # lines that start like a version line but cannot be read
 
     def acc(self, host: str, pid: int, dev: int | None) -> _Acc:
         return self.procs.setdefault((host, pid), {}).setdefault(dev, _Acc())
 
     def feed(self, text: str, strip_launcher: bool) -> None:
-        for raw in text.splitlines():
-            line = raw.rstrip()
-            if strip_launcher:
-                line = strip_launcher_tags(line).rstrip()
+        """Read one text. Its last line, when no line end follows it, was cut (a killed process, a file copied
+        while written): it proves nothing and is only counted in ``cut_lines``. Under a launcher that tags
+        lines, a line can be torn in two at a read-chunk boundary, the rest arriving later under the same tag
+        (other streams' lines may come between): a piece that cannot start a line of its own is joined to the
+        line its stream left open before anything is read from it."""
+        lines = text.split("\n")
+        if lines[-1].strip():
+            self.cut_lines += 1  # no line end: cut
+        lines.pop()
+        held: dict[str, str] = {}  # per launcher stream: its last line, not read until the next piece is seen
+        for raw in lines:
+            raw = raw.rstrip("\r")
+            tag = launcher_tag(raw) if strip_launcher else ""
+            line = (strip_launcher_tags(raw) if strip_launcher else raw).rstrip()
+            if tag and tag in held and line.strip() and not self._starts_line(line):
+                held[tag] += line  # the rest of a torn line
+                continue
+            if tag in held:
+                self.read_line(held.pop(tag))
+            if tag:
+                held[tag] = line
+            else:
+                self.read_line(line)
+        for line in held.values():
+            self.read_line(line)
+
+    @staticmethod
+    def _starts_line(line: str) -> bool:
+        return bool(_FRAME.match(line) or _VERSION.match(line) or _TESTS_RANK.match(line)
+                    or _TESTS_OUTPUT.match(line) or _VERSION_START.match(line))
+
+    def read_line(self, line: str) -> None:
+        if True:
             if not line.strip():
-                continue  # NCCL writes an empty line before every WARN
+                return  # NCCL writes an empty line before every WARN
             m = _FRAME.match(line)
             if m:
                 self.nccl_lines += 1
@@ -238,16 +270,19 @@ class _Parser:
                 elif m["warn"] is not None:
                     acc.warns.append((m["warn"], line))
                     self.reason(acc, m["warn"], line)
-                continue
+                return
             v = _VERSION.match(line)
             if v:
                 self.nccl_lines += 1
                 self.bare_versions.append((v["v"], line))
-                continue
+                return
+            if _VERSION_START.match(line.strip()):
+                self.torn_versions.append(line)  # "NCCL version 2.1" cut or torn: a version line nobody can read
+                return
             t = _TESTS_RANK.match(line)
             if t:
                 self.acc(t["host"], int(t["pid"]), int(t["dev"])).tests_rank = int(t["rank"])
-                continue
+                return
             if not _TESTS_OUTPUT.match(line):
                 self.unknown += 1
 
@@ -264,11 +299,11 @@ class _Parser:
             acc.own_ranks[own] += 1
             if m["tr"] == "NET":
                 r = _NET_REST.match(m["rest"])
-                net = r["net"] if r else m["rest"].split("/", 1)[0]
+                if r is None:  # "via NET/IB/0/GDR": an ending not recognised proves neither GDR nor its absence
+                    self.unknown += 1
+                    return
                 key = (m["ch"], m["conn"] or "", m["src"], m["dst"], m["dir"] or "", m["rest"])
-                acc.channels.setdefault(
-                    key, _Chan(net, m["rest"], bool(r and r["gdr"]), bool(r and r["proxy"]), line)
-                )
+                acc.channels.setdefault(key, _Chan(r["net"], m["rest"], bool(r["gdr"]), bool(r["proxy"]), line))
             elif m["tr"] == "COLLNET":
                 acc.collnet_used.append(line)
         elif m := _GID.match(body):
@@ -328,9 +363,13 @@ class _Parser:
             versions.update(v for v, _ in process.versions)
         for version, line in self.bare_versions:
             versions.add(version)
-            for i, row in enumerate(rows):
-                if row["rank"] == 0 and row["nccl_version"] is None:
-                    row["nccl_version"] = version
+            # Rank 0 printed it; with no rank known anywhere, a lone process is rank 0's.
+            targets = [i for i, row in enumerate(rows) if isinstance(row["rank"], int) and row["rank"] == 0]
+            if not targets and len(rows) == 1 and not isinstance(rows[0]["rank"], int):
+                targets = [0]
+            for i in targets:
+                if rows[i]["nccl_version"] is None:
+                    rows[i]["nccl_version"] = version
                     evidence[i] = _replace_version(evidence[i], line)
         order = sorted(range(len(rows)), key=lambda i: _sort_key(rows[i]))
         frame = pd.DataFrame([rows[i] for i in order], columns=list(RANK_COLUMNS))
@@ -345,6 +384,8 @@ class _Parser:
             versions=versions,
             evidence=[evidence[i] for i in order],
             nccl_lines=self.nccl_lines,
+            cut_lines=self.cut_lines,
+            torn_versions=list(self.torn_versions),
         )
 
 
@@ -371,6 +412,10 @@ def _rank_accumulators(accs: dict[int | None, _Acc]) -> Iterator[tuple[int | Non
 def _row(host: str, pid: int, dev: int | None, acc: _Acc, process: _Acc) -> tuple[dict[str, object], RankEvidence]:
     rank, cuda_dev = _rank_of(acc, dev)
     net = _most_common(n for n, _ in acc.nets) or _most_common(c.net for c in acc.channels.values())
+    if net is None and not process.nets and process.socket_lists and not process.ib_lists and process.net_reasons:
+        # NCCL < 2.7 prints no "Using network" line: IB failed (libibverbs, "NET/IB : No device found") and only
+        # the socket transport came up, so Socket is what it used.
+        net = "Socket"
     version = process.versions[0] if process.versions else None
     ib = process.ib_lists[0] if process.ib_lists else None
     sock = process.socket_lists[0] if process.socket_lists else None

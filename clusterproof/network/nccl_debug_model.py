@@ -96,6 +96,8 @@ class TransportReport:
     versions: set[str]
     evidence: list[RankEvidence] = field(default_factory=list)
     nccl_lines: int = 0
+    cut_lines: int = 0  # texts whose last line had no line end (cut, not read)
+    torn_versions: list[str] = field(default_factory=list)  # version lines torn or cut: a version nobody can read
 
 
 def decode_gid(prefix_hex: str, interface_hex: str) -> str:

@@ -70,6 +70,13 @@ _LEADING_TAG = re.compile(rf"^(?:{_OMPI_TAG} ?|\s*\d+: |\[\d+\]:? ?)")
 _ANY_OMPI_TAG = re.compile(_OMPI_TAG)
 
 
+def launcher_tag(line: str) -> str:
+    """The tag a launcher put at the start of ``line`` (``"[1,0]<stdout>:"``, ``"12: "``), or ``""``: it names the
+    stream (one process's stdout or stderr) the line came from."""
+    m = _LEADING_TAG.match(line)
+    return m.group(0).strip() if m else ""
+
+
 def strip_launcher_tags(line: str) -> str:
     """``line`` without the prefixes and tags mpirun/srun add (see above); other text is left as it is."""
     line = _LEADING_TAG.sub("", line, count=1)

@@ -32,7 +32,7 @@ from clusterproof.redact import redact
 # host:pid:tid.
 _NCCL_START = re.compile(r"(?:\[\d{4}-\d\d-\d\d [^\]]*\] )?[^\s:\[\]]+:\d+:\d+ ")
 _NCCL_MARK = re.compile(r"\bNCCL (?:INFO|WARN|TRACE|CALL)\b")
-_NCCL_VERSION = re.compile(r"NCCL version (\d+\.\d+\.\d+)")
+_NCCL_VERSION = re.compile(r"[NR]CCL version (\d+\.\d+\.\d+)")
 _TESTS_VERSION = re.compile(
     r"^#\s*nccl-tests version (\S+)(?:\s+\((\w+)\))?(?:\s+nccl-headers=(\d+))?(?:\s+nccl-library=(\d+))?"
 )
@@ -45,6 +45,12 @@ _OUT_OF_BOUNDS = re.compile(r"^#\s*Out of bounds values\s*:\s*(\d+)\s*(OK|FAILED
 _AVG_BUSBW = re.compile(r"^#\s*Avg bus bandwidth\s*:\s*(\S+)\s*(OK|FAILED)?")
 _REDUCING = re.compile(r"^#\s*Reducing maxBytes to (\d+)")
 _STANDIN = "# clusterproof CPU stand-in"
+# What nccl-tests itself prints when a CUDA/NCCL call fails (NCCLCHECK/CUDACHECK/TESTCHECK in src/common.h, any
+# era: "Test CUDA failure common.cu:730 'unknown error'", "<host>: Test NCCL failure common.cu:1285 '...'",
+# " .. <host> pid <pid>: Test failure common.cu:1161"): nccl-tests output, and the cause of the run's death.
+_TESTS_FAILURE = re.compile(r"^(?:\S+:\s+)?Test (?:NCCL|CUDA) failure \S+:\d+|^\.\. \S+ pid \d+: Test failure \S+:\d+")
+# A launcher tag with nothing after it (srun -l prints " 0:" for an empty line, often the last one).
+_BARE_TAG = re.compile(r"^\s*\d+:\s*$")
 _FAILURE_LINE = re.compile(
     r"Test NCCL failure|Test CUDA failure|Test failure|Test timeout|NCCL WARN|Bitwise mismatch|^# error:"
     r"|mpirun noticed|mpirun detected|mpirun has exited|Primary job\s+terminated|MPI_ABORT was invoked"
@@ -73,6 +79,9 @@ class _Columns:
     placements: tuple[tuple[int, int, int, int | None, bool], ...]
     needed: int  # tokens a row must have to hold every value above
     full: int  # tokens a whole row has (the -S timestamp is two tokens)
+    # The same layout without the redop column: nccl-tests before 2.13 names "redop" in the alltoall header but
+    # leaves it blank in every row (``%6s`` of ""), so those rows are one token short.
+    blank_redop: _Columns | None = None
 
     @classmethod
     def from_header(cls, names: list[str]) -> _Columns | None:
@@ -97,6 +106,9 @@ class _Columns:
         used += [i for i in (redop, root) if i is not None]
         used += [i for g in groups for i in g[:4] if i is not None]
         full = len(names) + (1 if "timestamp" in names else 0)
+        blank = None
+        if redop is not None:
+            blank = cls.from_header(names[:redop] + names[redop + 1 :])
         return cls(
             size=names.index("size"),
             count=names.index("count"),
@@ -106,7 +118,17 @@ class _Columns:
             placements=tuple(groups),
             needed=max(used) + 1,
             full=full,
+            blank_redop=blank,
         )
+
+    def read_blank_redop(self, tokens: list[str]) -> list[tuple[tuple[object, ...], str]] | None:
+        """Read a row that is exactly one token short, as printed with the header's redop column left blank.
+        Only a whole row of the other columns qualifies (a row cut short does not, since its redop token
+        would be read as a time and fail)."""
+        alt = self.blank_redop
+        if alt is None or len(tokens) != alt.full or alt.full != self.full - 1:
+            return None
+        return alt.read(tokens)
 
     def read(self, tokens: list[str]) -> list[tuple[tuple[object, ...], str]] | None:
         """Return one (results row, flagged error value or "") per placement, or None when a value does not
@@ -151,6 +173,9 @@ class _LogReader:
         self.footer_done = False  # the last table so far reached "# Avg bus bandwidth"
         self.standin = False
         self.recognised = False  # saw anything that only nccl-tests prints
+        self.headers_seen = 0  # "# nThread" header lines: more than one means two runs in one text
+        self.unplaced: list[int] = []  # row-like lines before any column header that no layout fits
+        self.last_size: dict[tuple[object, ...], int] = {}  # per (dtype, redop, root): the last size read
         self.pending: tuple[int, str] | None = None  # (line number, text) of a row cut by another line
         self.lineno = 0  # the line being read
         self.last_row_end = -1  # the line the last accepted row ended on
@@ -162,6 +187,8 @@ class _LogReader:
     def feed(self, lineno: int, raw: str) -> None:
         """Read one line (without its line end)."""
         self.lineno = lineno
+        if _BARE_TAG.match(raw):
+            return  # "srun -l" tag of an empty line: nothing was printed
         line = strip_launcher_tags(raw)
         body = line.strip()
         if not body:
@@ -181,8 +208,15 @@ class _LogReader:
             self._rank(lineno, body)
         elif first == "size" and "count" in tokens:
             self._column_header(lineno, tokens)
-        elif first == "nThread":
+        elif first in ("nThread", "nThreads:"):  # rccl-tests prints "# nThreads: 1 nGpus: 2 nRanks: 1 ..."
             self.recognised = True
+            self.headers_seen += 1
+            if self.headers_seen > 1 or self.footer_done or self.cols["size_bytes"]:
+                self.errors.append(
+                    f"line {lineno}: a second run's header ('# nThread ...'): two runs in one text; "
+                    "rows after it are not told apart from the first run's"
+                )
+                self.footer_done = False  # the second run has not reached its footer yet
             for name, value, kind in _HEADER_PAIR.findall(body[1:]):
                 self.header[name.strip()] = int(value)
                 if kind:
@@ -238,6 +272,13 @@ class _LogReader:
             self.errors.append(f"line {lineno}: rank {rank} listed again with a different device: {body}")
 
     def _column_header(self, lineno: int, tokens: list[str]) -> None:
+        if tokens.count("size") > 1:  # "... #wrong  |  #  size count ...": two tables pasted side by side
+            self.errors.append(
+                f"line {lineno}: the column header names its columns twice (two outputs side by side): "
+                "only rows of one table's width are read"
+            )
+            second = tokens.index("size", 1)
+            tokens = [t for t in tokens[:second] if t not in ("|", "#")]
         columns = _Columns.from_header(tokens)
         if columns is None:
             self.errors.append(
@@ -247,6 +288,7 @@ class _LogReader:
         self.recognised = True
         self.columns = columns
         self.footer_done = False
+        self.last_size.clear()
         if "cputime" in tokens:
             self.header["cputime"] = 1
         if "timestamp" in tokens:
@@ -293,6 +335,8 @@ class _LogReader:
             if self._try_continuation(lineno, line):
                 return
             self._flush_pending("the next line does not continue it")
+        if _TESTS_FAILURE.search(body):
+            self.recognised = True  # nccl-tests' own failure line: its output, and why it stopped
         version = _NCCL_VERSION.search(body)
         if version and self.nccl_version is None:
             self.nccl_version = version.group(1)
@@ -331,6 +375,8 @@ class _LogReader:
             if len(tokens) in (13, 15) and tokens[1].isdigit():
                 self.columns = _Columns.from_header(_DEFAULT_HEADER)
             else:
+                if len(tokens) > 2 and tokens[0].isdigit() and tokens[1].isdigit():
+                    self.unplaced.append(lineno)  # a row, but no header says which column is which
                 return
         assert self.columns is not None
         if len(text.split()) < self.columns.needed:
@@ -350,19 +396,30 @@ class _LogReader:
         self._add_row(first_line, joined)
         return True
 
-    def _flush_pending(self, why: str) -> None:
+    def _flush_pending(self, why: str, cut: bool = False) -> None:
         if self.pending is not None:
             lineno, fragment = self.pending
             self.pending = None
+            if not cut and self.columns is not None and self.columns.read_blank_redop(fragment.split()) is not None:
+                self.header["blank columns"] = "redop"
+                self._add_row(lineno, fragment, blank_redop=True)
+                return
             self.errors.append(f"line {lineno}: partial row dropped ({why}): {fragment.strip()!r}")
 
-    def _add_row(self, lineno: int, text: str) -> None:
+    def _add_row(self, lineno: int, text: str, blank_redop: bool = False) -> None:
         assert self.columns is not None
         tokens = text.split()
-        rows = self.columns.read(tokens)
+        if len(tokens) > self.columns.full:
+            self.errors.append(
+                f"line {lineno}: row dropped: {len(tokens)} tokens where the column header names "
+                f"{self.columns.full} (two outputs side by side, or lines run together): {text.strip()!r}"
+            )
+            return
+        rows = self.columns.read_blank_redop(tokens) if blank_redop else self.columns.read(tokens)
         if rows is None:
             self.errors.append(f"line {lineno}: unreadable row dropped: {text.strip()!r}")
             return
+        self._check_order(lineno, rows[0][0])
         self.recognised = True
         self.footer_done = False
         self.last_row_end, self.last_row_tokens = self.lineno, len(tokens)
@@ -375,11 +432,33 @@ class _LogReader:
             for name, value in zip(RESULT_COLUMNS, row, strict=True):
                 self.cols[name].append(value)
 
+    def _check_order(self, lineno: int, row: tuple[object, ...]) -> None:
+        """Flag a size that repeats or goes back for the same (type, op, root): one sweep only grows, so
+        that is a second sweep interleaved with the first, or a second run in the same text. (Sizes
+        that round down to 0 elements repeat legitimately; ``-d all``/``-o all`` restart per type/op.)"""
+        size = int(row[0])  # type: ignore[call-overload]
+        key = (row[2], row[3], row[4])
+        last = self.last_size.get(key)
+        if last is not None and (size < last or (size == last and size != 0)):
+            verb = "repeats" if size == last else f"goes back from {last} B"
+            self.errors.append(
+                f"line {lineno}: size {size} B {verb} for {row[2]} {row[3]}: two sweeps interleaved, "
+                "or two runs in one text"
+            )
+        self.last_size[key] = size
+
     # -- end --------------------------------------------------------------------------------------
 
     def finish(self, last_lineno: int, ends_with_newline: bool) -> NcclRun:
+        if self.unplaced:
+            first, last = self.unplaced[0], self.unplaced[-1]
+            self.errors.append(
+                f"line {first}: {len(self.unplaced)} row(s) (lines {first}-{last}) before any column header, in "
+                "a layout that cannot be placed without one: not read"
+            )
         if self.pending is not None:
-            self._flush_pending("the log ends mid-row")
+            cut = not ends_with_newline and self.pending[0] == last_lineno
+            self._flush_pending("the log ends mid-row", cut=cut)
         elif (
             not ends_with_newline
             and self.columns is not None

@@ -197,13 +197,24 @@ def parse_show_gids(text: str) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     footer: tuple[int, int] | None = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    # What precedes the header (a shell prompt, the command, a pasted sentence) is not show_gids output.
+    start = next((i for i, ln in enumerate(lines) if ln.split()[:3] == ["DEV", "PORT", "INDEX"]), 0)
+    headers = 0
+    for lineno, line in enumerate(lines[start:], start=start + 1):
         tokens = line.split()
         where = f"show_gids line {lineno}"
         if not tokens:
             continue
-        if tokens[0] == "DEV" or all(set(t) == {"-"} for t in tokens):
-            continue  # header and its dashed underline
+        if tokens[0] == "DEV":
+            headers += 1
+            if headers > 1:
+                raise ParseError(f"{where}: a second show_gids table: two outputs in one text")
+            continue
+        if all(set(t) == {"-"} for t in tokens):
+            continue  # the header's dashed underline
+        if lineno == len(lines) and not text.endswith(("\n", "\r")) and not tokens[0].startswith("n_gids_found="):
+            raise ParseError(f"{where}: the output ends inside this line (no line end): cut off, {line!r}")
         if tokens[0].startswith("n_gids_found="):
             footer = (lineno, _int_field(tokens[0].partition("=")[2], "n_gids_found", where))
             continue
