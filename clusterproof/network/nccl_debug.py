@@ -412,6 +412,9 @@ def _rank_accumulators(accs: dict[int | None, _Acc]) -> Iterator[tuple[int | Non
 def _row(host: str, pid: int, dev: int | None, acc: _Acc, process: _Acc) -> tuple[dict[str, object], RankEvidence]:
     rank, cuda_dev = _rank_of(acc, dev)
     net = _most_common(n for n, _ in acc.nets) or _most_common(c.net for c in acc.channels.values())
+    # The network is chosen once per process (ncclNet is process-wide): a rank whose own lines do not name it uses
+    # the one its process's other lines name.
+    net = net or _most_common(n for n, _ in process.nets)
     if net is None and not process.nets and process.socket_lists and not process.ib_lists and process.net_reasons:
         # NCCL < 2.7 prints no "Using network" line: IB failed (libibverbs, "NET/IB : No device found") and only
         # the socket transport came up, so Socket is what it used.

@@ -13,6 +13,7 @@ epoch), ``mpirun --version`` and ``nvidia-smi`` (only when present).
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 
 #: Prefix of the line that starts each section of the facts output.
 MARKER = "::clusterproof-facts"
-SECTIONS: tuple[str, ...] = ("hostname", "epoch", "kernel", "cpu", "mem", "nic", "gpu", "mpirun", "bin", "gids", "end")
+SECTIONS: tuple[str, ...] = ("hostname", "epoch", "kernel", "cpu", "mem", "nic", "gpu", "mpirun", "bin", "gids", "nccl", "end")
+#: Sections a facts output of an older clusterproof may lack.
+OPTIONAL_SECTIONS = frozenset({"nccl"})
 
 # One fact per section. `read -r x 2>/dev/null <file`: the stderr redirect comes first so that a missing
 # file is silent. /proc/cpuinfo is read only up to the end of the first processor block: dash reads a file one
@@ -51,6 +54,7 @@ echo "$M gpu"; if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi --query
 echo "$M mpirun"; if command -v mpirun; then mpirun --version 2>&1 </dev/null; fi
 echo "$M bin"{bin_loop}
 echo "$M gids"; ({gid_command})
+echo "$M nccl"; IFS=:; for d in $LD_LIBRARY_PATH; do for f in "$d"/libnccl.so.2.*; do [ -e "$f" ] && echo "ld $f"; done; done; unset IFS; if command -v ldconfig >/dev/null 2>&1; then ldconfig -p 2>/dev/null | while read -r n r; do case $n in libnccl.so.2) echo "cache $(readlink -f "${{r##*=> }}")";; esac; done; fi; for f in /usr/lib/x86_64-linux-gnu/libnccl.so.2.* /usr/lib/aarch64-linux-gnu/libnccl.so.2.* /usr/lib64/libnccl.so.2.* /usr/local/lib/libnccl.so.2.* /usr/local/cuda/lib64/libnccl.so.2.*; do [ -e "$f" ] && echo "dir $f"; done
 echo "$M end"
 """
 
@@ -87,6 +91,11 @@ class NodeFacts:
     #: nvidia-smi exists but failed (driver problem): its output, so the suite can show it.
     gpu_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The libnccl the node would load (``LD_LIBRARY_PATH``, then the loader cache, then the usual library
+    #: directories) and its version from the file name (``libnccl.so.2.21.5`` -> ``"2.21.5"``); None when none
+    #: was found, or the output had no ``nccl`` section (older facts output).
+    nccl_version: str | None = None
+    nccl_library: str | None = None
 
 
 def facts_command(sysfs_root: str = "/sys", binaries: Sequence[str] = ()) -> str:
@@ -127,7 +136,7 @@ def _split_sections(node: str, text: str) -> dict[str, list[str]]:
             current = sections.setdefault(name, [])
         elif current is not None:
             current.append(line)
-    missing = [s for s in SECTIONS if s not in sections]
+    missing = [s for s in SECTIONS if s not in sections and s not in OPTIONAL_SECTIONS]
     if missing:
         raise ParseError(
             f"{node}: facts output has no {', '.join(repr(m) for m in missing)} section(s) "
@@ -222,6 +231,20 @@ def _parse_binaries(node: str, lines: list[str]) -> dict[str, bool]:
     return out
 
 
+_NCCL_FILE = re.compile(r"libnccl\.so\.(2\.\d+\.\d+)$")
+
+
+def _parse_nccl(lines: list[str]) -> tuple[str | None, str | None]:
+    """(version, path) of the first ``ld``/``cache``/``dir`` line naming a ``libnccl.so.2.X.Y``: the order the
+    loader looks."""
+    for ln in lines:
+        _, _, path = ln.strip().partition(" ")
+        m = _NCCL_FILE.search(path.strip())
+        if m:
+            return m.group(1), path.strip()
+    return None, None
+
+
 def parse_facts(node: str, text: str) -> NodeFacts:
     """Parse the output of :func:`facts_command` from node ``node``.
 
@@ -267,6 +290,8 @@ def parse_facts(node: str, text: str) -> NodeFacts:
         gids=gids,
         mpirun_path=mpirun_path,
         gpu_error=gpu_error,
+        nccl_version=_parse_nccl(s.get("nccl", []))[0],
+        nccl_library=_parse_nccl(s.get("nccl", []))[1],
     )
 
 

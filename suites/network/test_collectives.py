@@ -31,8 +31,9 @@ def expected_ranks(group: GroupSpec, inventory: Inventory) -> int:
 
 def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResult, inventory: Inventory) -> None:
     res = collective_result
-    if res.run is None:
-        pytest.fail(f"{nccl_group.id}: output is not nccl-tests output ({res.parse_error})\n{explain_failure(res)}")
+    if res.run is None or res.run.results.empty:  # no table: the cause found in the log comes first
+        why = f"output is not nccl-tests output ({res.parse_error})" if res.run is None else "no result row"
+        pytest.fail(f"{explain_failure(res)}\n{nccl_group.id}: {why}")
     sweep = inventory.nccl_tests.sweep
     ranks = expected_ranks(nccl_group, inventory)
     problems = verdict.sanity(
