@@ -86,7 +86,12 @@ def test_real_nccl_debug_logs(name: str, exp: dict[str, Any]) -> None:
     if "warns" in exp:
         assert int(ranks["warns"].sum()) == exp["warns"]
     if "gdr" in exp:
-        assert ranks["gdr_all"].isna().all()
+        if exp["gdr"] is None:
+            assert ranks["gdr_all"].isna().all()
+        else:
+            assert ranks["gdr_all"].tolist() == [exp["gdr"]] * len(ranks)
+    for rank, count in exp.get("channels", {}).items():
+        assert int(ranks.loc[ranks["rank"] == rank, "cross_node_channels"].iloc[0]) == count, rank
     if "cut_lines" in exp:
         assert report.cut_lines == exp["cut_lines"]
 

@@ -385,6 +385,7 @@ class _Parser:
             evidence=[evidence[i] for i in order],
             nccl_lines=self.nccl_lines,
             cut_lines=self.cut_lines,
+            framed_lines=self.nccl_lines - len(self.bare_versions),
             torn_versions=list(self.torn_versions),
         )
 

@@ -97,6 +97,7 @@ class TransportReport:
     evidence: list[RankEvidence] = field(default_factory=list)
     nccl_lines: int = 0
     cut_lines: int = 0  # texts whose last line had no line end (cut, not read)
+    framed_lines: int = 0  # NCCL lines with NCCL's "host:pid:tid" prefix (printed at WARN level or above)
     torn_versions: list[str] = field(default_factory=list)  # version lines torn or cut: a version nobody can read
 
 

@@ -72,7 +72,7 @@ def check_warns(text: str, where: str | None = None) -> list[Finding]:
     ``NCCL_DEBUG`` unset NCCL prints nothing, not even its WARNs)."""
     report = parse_debug_text(text)
     if not report.warnings:
-        if report.nccl_lines == 0 or report.ranks.empty:  # nothing, or only NCCL_DEBUG=VERSION's version line
+        if report.framed_lines == 0:  # nothing, or only the version line NCCL_DEBUG=VERSION prints
             return [not_tested(Criterion.TRANSPORT, _RUN, "NCCL printed no line at or above WARN level (NCCL_DEBUG "
                                "unset or VERSION): its WARN lines, if any, were not printed and are not judged")]
         return [passed(Criterion.TRANSPORT, _RUN, f"no NCCL WARN in {report.nccl_lines} NCCL line(s)",
