@@ -110,7 +110,7 @@ def test_interleaved_sweeps_are_flagged() -> None:
     rows = [i for i, line in enumerate(lines) if line.strip()[:1].isdigit()]
     other = real("nccl_tests/gcm_sample_pairwise_success_output.txt").splitlines(keepends=True)
     other_rows = [line for line in other if line.strip()[:1].isdigit()]
-    mixed = lines[: rows[0]] + [x for pair in zip(lines[rows[0] : rows[-1] + 1], other_rows) for x in pair] + lines[rows[-1] + 1 :]
+    mixed = lines[: rows[0]] + [x for pair in zip(lines[rows[0] : rows[-1] + 1], other_rows, strict=True) for x in pair] + lines[rows[-1] + 1 :]
     run = nccl.parse("".join(mixed))
     assert any("size 33554432 B repeats" in e for e in run.errors)
 
@@ -119,7 +119,12 @@ def test_rows_with_extra_tokens_are_dropped_and_named() -> None:
     run = nccl.parse(real("nccl_tests/rccl_pr1352_two_runs_side_by_side.txt"))
     assert run.results.empty
     assert any("names its columns twice" in e for e in run.errors)
-    assert sum("27 tokens where the column header names 13" in e for e in run.errors) == 2
+    # a row of 27 tokens under a 13-column header is dropped and named too
+    text = real("nccl_tests/superbench_nccl_reduce.log")
+    row = next(line for line in text.splitlines() if line.lstrip().startswith("1048576 "))
+    joined = nccl.parse(text.replace(row + "\n", row + "  " + row + "\n", 1))
+    assert any("26 tokens where the column header names 13" in e for e in joined.errors)
+    assert 1048576 not in joined.sizes()
 
 
 def test_rows_no_header_places_are_flagged() -> None:

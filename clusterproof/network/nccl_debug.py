@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -27,7 +25,16 @@ from clusterproof.network.nccl_debug_model import (
     WarnLine,
     decode_gid,
 )
-from clusterproof.network.nccl_model import launcher_tag, strip_launcher_tags
+from clusterproof.network.nccl_debug_rows import (
+    Acc,
+    Chan,
+    merge,
+    rank_accumulators,
+    rank_row,
+    replace_version,
+    sort_key,
+)
+from clusterproof.network.nccl_model import UNREADABLE, launcher_tag, strip_inner_tags, strip_launcher_tags
 
 __all__ = [
     "RANK_COLUMNS", "GidUse", "RankEvidence", "TransportReport", "WarnLine", "decode_gid", "nccl_debug_env",
@@ -51,6 +58,10 @@ _VERSION_START = re.compile(r"^(?:[NR]CCL v|[NR]CCL$|[NR]CC?$)")  # a version li
 _TESTS_RANK = re.compile(
     r"^#\s*Rank\s+(?P<rank>\d+)\s+(?:Group\s+\d+\s+)?Pid\s+(?P<pid>\d+)\s+on\s+(?P<host>\S+)\s+device\s+(?P<dev>\d+)"
 )
+# Only a lone token ("Bext_v8", "DMA", "9.3+cuda12.3") is taken as the rest of a torn NCCL line: a piece with spaces
+# may be another program's line (stderr) as well, so it is read as a line of its own and proves nothing.
+_MARK = re.compile(r"\bNCCL (?:INFO|WARN)\b")  # one per NCCL line: a piece holding one is no other line's rest
+_LONE_PIECE = re.compile(r"^[A-Za-z0-9][\w.+/:()<>\[\]-]*$")
 _TESTS_OUTPUT = re.compile(r"^\s*(?:#|\d+\s+\d+\s+\S+)")  # nccl-tests comments and table rows
 
 # ---------------------------------------------------------------------------------------------------------
@@ -151,77 +162,21 @@ def parse_debug_text(text: str) -> TransportReport:
     return parser.report()
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Accumulation. Lines are collected per (host, pid, cudaDev); per-process facts (version, device lists,
-# fallback reasons) are shared by every rank of that process when the rows are built.
-
-
-@dataclass(frozen=True)
-class _Chan:
-    net: str
-    rest: str  # e.g. "IB/0/GDRDMA"
-    gdr: bool
-    proxy: bool
-    line: str
-
-
-@dataclass
-class _Acc:
-    nets: list[tuple[str, str]] = field(default_factory=list)
-    channels: dict[tuple[str, ...], _Chan] = field(default_factory=dict)
-    own_ranks: Counter[int] = field(default_factory=Counter)
-    inits: list[tuple[int, int, int | None]] = field(default_factory=list)  # rank, nranks, cudaDev
-    completed: list[str] = field(default_factory=list)  # Init COMPLETE lines: the communicator came up
-    tests_rank: int | None = None
-    gids: list[tuple[int, int, int, str, str]] = field(default_factory=list)  # ibdev, port, idx, gid, line
-    nvls_counts: list[tuple[int, str]] = field(default_factory=list)
-    nvls_used: list[str] = field(default_factory=list)
-    collnet_used: list[str] = field(default_factory=list)
-    ring_summary: list[tuple[int, int, str]] = field(default_factory=list)
-    warns: list[tuple[str, str]] = field(default_factory=list)  # text, line
-    # per-process facts (merged over the process's accumulators)
-    versions: list[tuple[str, str]] = field(default_factory=list)
-    ib_lists: list[tuple[str, bool, dict[int, str], str]] = field(default_factory=list)
-    socket_lists: list[tuple[str, str]] = field(default_factory=list)
-    net_reasons: list[str] = field(default_factory=list)
-    plugin_lines: list[str] = field(default_factory=list)
-    gdr_hca: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-
-    def is_rank(self) -> bool:
-        """True when some line says a rank lives on this (host, pid, cudaDev)."""
-        return bool(self.inits or self.channels or self.nets or self.own_ranks or self.tests_rank is not None)
-
-    def merged(self, other: _Acc) -> _Acc:
-        """Return a new accumulator with the lines of both."""
-        out = _Acc()
-        for f in self.__dataclass_fields__:
-            a, b = getattr(self, f), getattr(other, f)
-            if isinstance(a, list):
-                setattr(out, f, a + b)
-            elif isinstance(a, Counter):
-                setattr(out, f, a + b)
-            elif isinstance(a, dict):
-                setattr(out, f, {**a, **b})
-            else:
-                setattr(out, f, a if a is not None else b)
-        return out
-
-
 _ProcKey = tuple[str, int]
 
 
 class _Parser:
     def __init__(self) -> None:
-        self.procs: dict[_ProcKey, dict[int | None, _Acc]] = {}
+        self.procs: dict[_ProcKey, dict[int | None, Acc]] = {}
         self.bare_versions: list[tuple[str, str]] = []  # "NCCL version" printed without prefix (rank 0, <= 2.21)
         self.unknown = 0
         self.nccl_lines = 0
         self.cut_lines = 0  # last lines without a line end (cut): never read
+        self.hosts: set[str] = set()  # hosts of the NCCL lines read so far
         self.torn_versions: list[str] = []  # lines that start like a version line but cannot be read
 
-    def acc(self, host: str, pid: int, dev: int | None) -> _Acc:
-        return self.procs.setdefault((host, pid), {}).setdefault(dev, _Acc())
+    def acc(self, host: str, pid: int, dev: int | None) -> Acc:
+        return self.procs.setdefault((host, pid), {}).setdefault(dev, Acc())
 
     def feed(self, text: str, strip_launcher: bool) -> None:
         """Read one text. Its last line, when no line end follows it, was cut (a killed process, a file copied
@@ -234,24 +189,42 @@ class _Parser:
             self.cut_lines += 1  # no line end: cut
         lines.pop()
         held: dict[str, str] = {}  # per launcher stream: its last line, not read until the next piece is seen
+        piece: dict[str, str] = {}  # per stream: a piece that is either the rest of the held line or the start of the next
         for raw in lines:
             raw = raw.rstrip("\r")
             tag = launcher_tag(raw) if strip_launcher else ""
-            line = (strip_launcher_tags(raw) if strip_launcher else raw).rstrip()
-            if tag and tag in held and line.strip() and not self._starts_line(line):
-                held[tag] += line  # the rest of a torn line
+            # Pieces keep every character (a tear can fall next to a space); lines are read stripped.
+            line = strip_inner_tags(raw[len(tag):]) if tag else (strip_launcher_tags(raw) if strip_launcher else raw)
+            if tag in piece:
+                before = piece.pop(tag)
+                joined = before + line
+                if self._starts_line(joined) and (not self._starts_line(line) or self._known_host(joined)
+                                                  and not self._known_host(line)):
+                    line = joined  # "g" + "pu-b02:1:2 [0] NCCL INFO ...": the start of this line was torn off
+                else:
+                    held[tag] += before  # "Using network I" + "Bext_v8": the rest of the held line
+            if tag in held and not self._starts_line(line) and _LONE_PIECE.match(line.strip()):
+                piece[tag] = line  # decided by the next line of the stream
                 continue
             if tag in held:
-                self.read_line(held.pop(tag))
-            if tag:
-                held[tag] = line
+                self.read_line(held.pop(tag).strip())
+            if tag or _FRAME.match(line.strip()):
+                held[tag] = line  # an untagged stream holds its NCCL lines only: the rest of one may follow
             else:
-                self.read_line(line)
+                self.read_line(line.strip())
+        for tag, rest in piece.items():
+            held[tag] += rest
         for line in held.values():
-            self.read_line(line)
+            self.read_line(line.strip())
+
+    def _known_host(self, line: str) -> bool:
+        """True when ``line`` is an NCCL line of a host already seen (told apart "gpu-b02:..." from "pu-b02:...")."""
+        m = _FRAME.match(line.strip())
+        return bool(m and m["host"] in self.hosts)
 
     @staticmethod
-    def _starts_line(line: str) -> bool:
+    def _starts_line(text: str) -> bool:
+        line = text.strip()
         return bool(_FRAME.match(line) or _VERSION.match(line) or _TESTS_RANK.match(line)
                     or _TESTS_OUTPUT.match(line) or _VERSION_START.match(line))
 
@@ -259,9 +232,13 @@ class _Parser:
         if True:
             if not line.strip():
                 return  # NCCL writes an empty line before every WARN
+            if UNREADABLE.search(line):  # undecodable bytes or control characters: it cannot be read as printed
+                self.unknown += 1
+                return
             m = _FRAME.match(line)
             if m:
                 self.nccl_lines += 1
+                self.hosts.add(m["host"])
                 key = (m["host"], int(m["pid"]))
                 dev = int(m["dev"]) if m["dev"] is not None else None
                 acc = self.acc(key[0], key[1], dev)
@@ -287,13 +264,13 @@ class _Parser:
                 self.unknown += 1
 
     @staticmethod
-    def reason(acc: _Acc, body: str, line: str) -> None:
+    def reason(acc: Acc, body: str, line: str) -> None:
         if _NET_REASON.search(body):
             acc.net_reasons.append(line)
         elif _PLUGIN_REASON.search(body):
             acc.plugin_lines.append(line)
 
-    def info(self, acc: _Acc, body: str, line: str) -> None:
+    def info(self, acc: Acc, body: str, line: str) -> None:
         if m := _CHANNEL.match(body):
             own = int(m["dst"]) if m["dir"] == "receive" else int(m["src"])
             acc.own_ranks[own] += 1
@@ -303,7 +280,7 @@ class _Parser:
                     self.unknown += 1
                     return
                 key = (m["ch"], m["conn"] or "", m["src"], m["dst"], m["dir"] or "", m["rest"])
-                acc.channels.setdefault(key, _Chan(r["net"], m["rest"], bool(r["gdr"]), bool(r["proxy"]), line))
+                acc.channels.setdefault(key, Chan(r["net"], m["rest"], bool(r["gdr"]), bool(r["proxy"]), line))
             elif m["tr"] == "COLLNET":
                 acc.collnet_used.append(line)
         elif m := _GID.match(body):
@@ -353,9 +330,9 @@ class _Parser:
         warnings: list[WarnLine] = []
         versions: set[str] = set()
         for (host, pid), accs in self.procs.items():
-            process = _merge(accs.values())
-            for dev, acc in _rank_accumulators(accs):
-                row, ev = _row(host, pid, dev, acc, process)
+            process = merge(accs.values())
+            for dev, acc in rank_accumulators(accs):
+                row, ev = rank_row(host, pid, dev, acc, process)
                 rows.append(row)
                 evidence.append(ev)
                 rank = row["rank"] if isinstance(row["rank"], int) else None
@@ -370,8 +347,8 @@ class _Parser:
             for i in targets:
                 if rows[i]["nccl_version"] is None:
                     rows[i]["nccl_version"] = version
-                    evidence[i] = _replace_version(evidence[i], line)
-        order = sorted(range(len(rows)), key=lambda i: _sort_key(rows[i]))
+                    evidence[i] = replace_version(evidence[i], line)
+        order = sorted(range(len(rows)), key=lambda i: sort_key(rows[i]))
         frame = pd.DataFrame([rows[i] for i in order], columns=list(RANK_COLUMNS))
         frame = frame.astype(RANK_COLUMNS).reset_index(drop=True)
         for col, dtype in RANK_COLUMNS.items():  # str-or-None columns keep None, not NaN
@@ -388,137 +365,3 @@ class _Parser:
             framed_lines=self.nccl_lines - len(self.bare_versions),
             torn_versions=list(self.torn_versions),
         )
-
-
-def _merge(accs: Iterable[_Acc]) -> _Acc:
-    out = _Acc()
-    for a in accs:
-        out = out.merged(a)
-    return out
-
-
-def _rank_accumulators(accs: dict[int | None, _Acc]) -> Iterator[tuple[int | None, _Acc]]:
-    """Yield (cudaDev, lines) per rank of one process. Lines logged under a device that hosts no rank
-    (e.g. before cudaSetDevice) belong to the process's only rank, or are shared when it has several."""
-    rank_devs = [d for d, a in accs.items() if d is not None and a.is_rank()]
-    if not rank_devs:
-        first = next((d for d in accs if d is not None), None)
-        yield first, _merge(accs.values())
-        return
-    others = _merge(a for d, a in accs.items() if d not in rank_devs)
-    for d in sorted(rank_devs):
-        yield d, accs[d].merged(others)
-
-
-def _row(host: str, pid: int, dev: int | None, acc: _Acc, process: _Acc) -> tuple[dict[str, object], RankEvidence]:
-    rank, cuda_dev = _rank_of(acc, dev)
-    net = _most_common(n for n, _ in acc.nets) or _most_common(c.net for c in acc.channels.values())
-    # The network is chosen once per process (ncclNet is process-wide): a rank whose own lines do not name it uses
-    # the one its process's other lines name.
-    net = net or _most_common(n for n, _ in process.nets)
-    if net is None and not process.nets and process.socket_lists and not process.ib_lists and process.net_reasons:
-        # NCCL < 2.7 prints no "Using network" line: IB failed (libibverbs, "NET/IB : No device found") and only
-        # the socket transport came up, so Socket is what it used.
-        net = "Socket"
-    version = process.versions[0] if process.versions else None
-    ib = process.ib_lists[0] if process.ib_lists else None
-    sock = process.socket_lists[0] if process.socket_lists else None
-    devices: tuple[str, str] | None
-    if net == "Socket" or ib is None:
-        devices = sock
-    else:
-        devices = (ib[0], ib[3])
-    chans = list(acc.channels.values())
-    summary = acc.ring_summary[-1] if acc.ring_summary else None
-    names = ib[2] if ib else {}
-    gids = tuple(
-        GidUse(host, pid, rank, names.get(ibdev, f"IbDev {ibdev}"), port, idx, gid, line)
-        for ibdev, port, idx, gid, line in acc.gids
-    )
-    nvls_lines = [line for n, line in acc.nvls_counts if n > 0] + acc.nvls_used
-    nvls: object
-    if nvls_lines:
-        nvls = True
-    elif acc.nvls_counts or acc.completed or chans:
-        nvls = False  # NCCL < 2.17 has no NVLS; later versions print the count at every init
-    else:
-        nvls = pd.NA
-    row: dict[str, object] = {
-        "rank": rank if rank is not None else pd.NA,
-        "host": host,
-        "pid": pid,
-        "cuda_dev": cuda_dev if cuda_dev is not None else pd.NA,
-        "nccl_version": version[0] if version else None,
-        "net": net,
-        "net_devices": (devices[0] or None) if devices else None,
-        "relaxed_ordering": ib[1] if ib else pd.NA,
-        "gdr_all": all(c.gdr for c in chans) if chans else (bool(summary[1]) if summary else pd.NA),
-        "cross_node_channels": len(chans),
-        "via": _via(chans),
-        "pxn": _pxn(chans, summary),
-        "nvls": nvls,
-        "collnet": True if acc.collnet_used else (False if acc.completed or chans else pd.NA),
-        "gid_index": _most_common(g.gid_index for g in gids) if gids else pd.NA,
-        "gid": ",".join(dict.fromkeys(g.gid for g in gids)) or None,
-        "warns": len(acc.warns),
-    }
-    ev = RankEvidence(
-        network_lines=tuple(line for _, line in acc.nets),
-        network_reasons=tuple(dict.fromkeys(process.net_reasons)),
-        plugin_lines=tuple(dict.fromkeys(process.plugin_lines)),
-        devices_line=devices[1] if devices else None,
-        version_line=version[1] if version else None,
-        net_channel_lines=tuple(c.line for c in chans),
-        gdr_hca_lines=tuple(dict.fromkeys(process.gdr_hca)),
-        ring_summary_line=summary[2] if summary else None,
-        gids=gids,
-        nvls_lines=tuple(nvls_lines),
-        collnet_lines=tuple(acc.collnet_used),
-        env=dict(process.env),
-    )
-    return row, ev
-
-
-def _rank_of(acc: _Acc, dev: int | None) -> tuple[int | None, int | None]:
-    """Return (NCCL rank, cudaDev): the largest communicator's Init line wins (nccl-tests may split
-    communicators), then the rank the channel lines speak for, then nccl-tests' ``# Rank N ... device D``."""
-    if acc.inits:
-        rank, _n, cuda = max(acc.inits, key=lambda t: t[1])
-        return rank, cuda if cuda is not None else dev
-    if acc.own_ranks:
-        return acc.own_ranks.most_common(1)[0][0], dev
-    return acc.tests_rank, dev
-
-
-def _via(chans: list[_Chan]) -> str:
-    counts = Counter(f"NET/{c.rest}" for c in chans)
-    return ", ".join(f"{k} x{n}" for k, n in counts.items())
-
-
-def _pxn(chans: list[_Chan], summary: tuple[int, int, str] | None) -> object:
-    if any(c.proxy for c in chans) or (summary is not None and summary[0] == 1):
-        return True
-    if chans or summary is not None:
-        return False
-    return pd.NA
-
-
-def _most_common(values: Iterable[object]) -> object | None:
-    counts = Counter(values)
-    return counts.most_common(1)[0][0] if counts else None
-
-
-def _replace_version(ev: RankEvidence, line: str) -> RankEvidence:
-    return replace(ev, version_line=line)
-
-
-def _sort_key(row: Mapping[str, object]) -> tuple[int, int, str, int, int]:
-    rank = row["rank"]
-    dev = row["cuda_dev"]
-    return (
-        1 if rank is pd.NA else 0,
-        rank if isinstance(rank, int) else 0,
-        str(row["host"]),
-        int(row["pid"]),  # type: ignore[call-overload]
-        dev if isinstance(dev, int) else -1,
-    )

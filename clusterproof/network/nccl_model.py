@@ -70,11 +70,25 @@ _LEADING_TAG = re.compile(rf"^(?:{_OMPI_TAG} ?|\s*\d+: |\[\d+\]:? ?)")
 _ANY_OMPI_TAG = re.compile(_OMPI_TAG)
 
 
+#: What no tool prints: bytes that were no UTF-8 (read with ``errors="replace"``) and control characters other than
+#: tab and carriage return. A line holding one cannot be read as printed, so no reader takes a value from it.
+UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+
+
 def launcher_tag(line: str) -> str:
-    """The tag a launcher put at the start of ``line`` (``"[1,0]<stdout>:"``, ``"12: "``), or ``""``: it names the
-    stream (one process's stdout or stderr) the line came from."""
+    """The tag a launcher put at the start of ``line``, exactly as printed (``"[1,0]<stdout>:"``, ``"12: "``), or
+    ``""``: it names the stream (one process's stdout or stderr) the line came from, and ``line[len(tag):]`` is
+    what the process printed."""
     m = _LEADING_TAG.match(line)
-    return m.group(0).strip() if m else ""
+    if not m:
+        return ""
+    tag = m.group(0)
+    return tag.rstrip(" ") if "<std" in tag else tag  # Open MPI adds no space after its tag
+
+
+def strip_inner_tags(text: str) -> str:
+    """``text`` without Open MPI tags that sit inside it (re-tagging at read-chunk boundaries)."""
+    return _ANY_OMPI_TAG.sub("", text) if "<std" in text else text
 
 
 def strip_launcher_tags(line: str) -> str:

@@ -11,14 +11,14 @@ timestamp (shared notes, network-anchors.md §1).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from clusterproof.errors import ParseError
+from clusterproof.network.nccl_columns import DEFAULT_HEADER, Columns
 from clusterproof.network.nccl_model import (
     KNOWN_BINARY,
-    PLACEMENTS,
     RESULT_COLUMNS,
+    UNREADABLE,
     NcclRun,
     collective_name,
     decode_nccl_version_code,
@@ -50,6 +50,7 @@ _STANDIN = "# clusterproof CPU stand-in"
 # " .. <host> pid <pid>: Test failure common.cu:1161"): nccl-tests output, and the cause of the run's death.
 _TESTS_FAILURE = re.compile(r"^(?:\S+:\s+)?Test (?:NCCL|CUDA) failure \S+:\d+|^\.\. \S+ pid \d+: Test failure \S+:\d+")
 # A launcher tag with nothing after it (srun -l prints " 0:" for an empty line, often the last one).
+_NUMBER_PIECE = re.compile(r"^[0-9.eE+-]+(?:\s+(?:OK|FAILED))?$")  # the rest of a torn "# Avg bus bandwidth" line
 _BARE_TAG = re.compile(r"^\s*\d+:\s*$")
 _FAILURE_LINE = re.compile(
     r"Test NCCL failure|Test CUDA failure|Test failure|Test timeout|NCCL WARN|Bitwise mismatch|^# error:"
@@ -59,106 +60,12 @@ _FAILURE_LINE = re.compile(
 
 # Optional header lines (-z, -I, -p) -> the header flag they set, named as NcclRun.header names them.
 _FLAG_LINES = {"Blocking": "blocking", "Per-Iteration": "per-iteration", "Parallel": "parallel init"}
-_TIME_NAMES = frozenset({"time", "cputime"})
-_WRONG_NAMES = frozenset({"#wrong", "error"})
-# The modern column header, used only when rows appear before any column header (a log that starts
-# mid-table).
-_DEFAULT_HEADER = "size count type redop root time algbw busbw #wrong time algbw busbw #wrong".split()
-
-
-@dataclass(frozen=True)
-class _Columns:
-    """Where each standard value sits in a whitespace-split row, read from the column header."""
-
-    size: int
-    count: int
-    dtype: int
-    redop: int | None
-    root: int | None
-    # Per placement (out-of-place first): (time, algbw, busbw, wrong or None, wrong-is-old-error-column).
-    placements: tuple[tuple[int, int, int, int | None, bool], ...]
-    needed: int  # tokens a row must have to hold every value above
-    full: int  # tokens a whole row has (the -S timestamp is two tokens)
-    # The same layout without the redop column: nccl-tests before 2.13 names "redop" in the alltoall header but
-    # leaves it blank in every row (``%6s`` of ""), so those rows are one token short.
-    blank_redop: _Columns | None = None
-
-    @classmethod
-    def from_header(cls, names: list[str]) -> _Columns | None:
-        """Return the layout for header names like ``size count type redop root time ...``, or None when
-        the names lack size/count/type or a time/algbw/busbw group."""
-        if not {"size", "count", "type"} <= set(names):
-            return None
-        times = [i for i, n in enumerate(names) if n in _TIME_NAMES]
-        algbws = [i for i, n in enumerate(names) if n == "algbw"]
-        busbws = [i for i, n in enumerate(names) if n == "busbw"]
-        wrongs = [i for i, n in enumerate(names) if n in _WRONG_NAMES]
-        groups = []
-        for k in range(min(len(times), len(algbws), len(busbws), len(PLACEMENTS))):
-            wrong = wrongs[k] if k < len(wrongs) else None
-            old_error = wrong is not None and names[wrong] == "error"
-            groups.append((times[k], algbws[k], busbws[k], wrong, old_error))
-        if not groups:
-            return None
-        redop = names.index("redop") if "redop" in names else (names.index("op") if "op" in names else None)
-        root = names.index("root") if "root" in names else None
-        used = [names.index("size"), names.index("count"), names.index("type")]
-        used += [i for i in (redop, root) if i is not None]
-        used += [i for g in groups for i in g[:4] if i is not None]
-        full = len(names) + (1 if "timestamp" in names else 0)
-        blank = None
-        if redop is not None:
-            blank = cls.from_header(names[:redop] + names[redop + 1 :])
-        return cls(
-            size=names.index("size"),
-            count=names.index("count"),
-            dtype=names.index("type"),
-            redop=redop,
-            root=root,
-            placements=tuple(groups),
-            needed=max(used) + 1,
-            full=full,
-            blank_redop=blank,
-        )
-
-    def read_blank_redop(self, tokens: list[str]) -> list[tuple[tuple[object, ...], str]] | None:
-        """Read a row that is exactly one token short, as printed with the header's redop column left blank.
-        Only a whole row of the other columns qualifies (a row cut short does not, since its redop token
-        would be read as a time and fail)."""
-        alt = self.blank_redop
-        if alt is None or len(tokens) != alt.full or alt.full != self.full - 1:
-            return None
-        return alt.read(tokens)
-
-    def read(self, tokens: list[str]) -> list[tuple[tuple[object, ...], str]] | None:
-        """Return one (results row, flagged error value or "") per placement, or None when a value does not
-        parse. The old ``error`` column holds a float delta, not a count: its rows get ``wrong`` NA."""
-        try:
-            size, count = int(tokens[self.size]), int(tokens[self.count])
-            redop = tokens[self.redop] if self.redop is not None else "none"
-            root = int(tokens[self.root]) if self.root is not None else -1
-            rows: list[tuple[tuple[object, ...], str]] = []
-            for placement, (t, a, b, w, old_error) in zip(PLACEMENTS, self.placements, strict=False):
-                wrong = None
-                if w is not None and tokens[w] != "N/A":
-                    if old_error:
-                        float(tokens[w].rstrip("*"))  # a max delta like 2e-07: must parse, but is no count
-                    else:
-                        wrong = int(float(tokens[w]))  # %6g prints 1e+06 for a million wrong elements
-                flagged = tokens[w] if w is not None and old_error and tokens[w].endswith("*") else ""
-                values = (size, count, tokens[self.dtype], redop, root, placement)
-                rows.append((values + (float(tokens[t]), float(tokens[a]), float(tokens[b]), wrong), flagged))
-        except (ValueError, IndexError):
-            return None
-        return rows
-
-
 class _LogReader:
     """Reads a text log line by line; ``finish()`` returns the NcclRun."""
 
     def __init__(self, binary: str | None) -> None:
         self.binary = binary
-        self.columns: _Columns | None = None
+        self.columns: Columns | None = None
         self.cols: dict[str, list[object]] = {name: [] for name in RESULT_COLUMNS}
         self.devices: dict[int, tuple[int, int | None, int, str, int, str, str]] = {}
         self.errors: list[str] = []
@@ -169,10 +76,12 @@ class _LogReader:
         self.collective_logged: str | None = None  # from "# Collective test starting"
         self.collective_echoed: str | None = None  # from a command line echoed before the table
         self.avg_busbw: float | None = None
+        self.avg_line: tuple[int, str] | None = None  # (line, text) of the last footer line, to join a torn rest
         self.out_of_bounds: int | None = None
         self.footer_done = False  # the last table so far reached "# Avg bus bandwidth"
         self.standin = False
         self.recognised = False  # saw anything that only nccl-tests prints
+        self.bad_header = False  # a column header was seen but could not be read: no layout is guessed after it
         self.headers_seen = 0  # "# nThread" header lines: more than one means two runs in one text
         self.unplaced: list[int] = []  # row-like lines before any column header that no layout fits
         self.last_size: dict[tuple[object, ...], int] = {}  # per (dtype, redop, root): the last size read
@@ -189,10 +98,17 @@ class _LogReader:
         self.lineno = lineno
         if _BARE_TAG.match(raw):
             return  # "srun -l" tag of an empty line: nothing was printed
+        if UNREADABLE.search(raw):  # undecodable bytes or control characters: not readable as printed
+            self._flush_pending("an undecodable line follows it")
+            self.errors.append(f"line {lineno}: undecodable bytes, line not read: {redact(raw.strip()[:80])!r}")
+            return
         line = strip_launcher_tags(raw)
         body = line.strip()
         if not body:
             return  # NCCL prints an empty line before every WARN: not a record separator
+        if self.avg_line is not None and self.avg_line[0] == lineno - 1 and _NUMBER_PIECE.match(body):
+            self._avg_busbw(lineno, self.avg_line[1] + body, _AVG_BUSBW.match(self.avg_line[1] + body))
+            return  # the rest of a footer line torn in two ("... : 6" then "5.018")
         if body[0] == "#":
             self._comment(lineno, body)
         elif body[0].isdigit() and not _NCCL_MARK.search(body):
@@ -275,15 +191,20 @@ class _LogReader:
         if tokens.count("size") > 1:  # "... #wrong  |  #  size count ...": two tables pasted side by side
             self.errors.append(
                 f"line {lineno}: the column header names its columns twice (two outputs side by side): "
-                "only rows of one table's width are read"
+                "rows after it are not read (no row can be told to belong to one run)"
             )
-            second = tokens.index("size", 1)
-            tokens = [t for t in tokens[:second] if t not in ("|", "#")]
-        columns = _Columns.from_header(tokens)
+            self.recognised = True  # nccl-tests' header, twice
+            self.columns = None
+            self.bad_header = True
+            return
+        columns = Columns.from_header(tokens)
         if columns is None:
             self.errors.append(
-                f"line {lineno}: column header without time/algbw/busbw columns: {' '.join(tokens)}"
+                f"line {lineno}: column header without whole time/algbw/busbw columns (cut or torn?), rows after it "
+                f"are not read: {' '.join(tokens)}"
             )
+            self.columns = None
+            self.bad_header = True
             return
         self.recognised = True
         self.columns = columns
@@ -294,8 +215,11 @@ class _LogReader:
         if "timestamp" in tokens:
             self.header["timestamps"] = 1
 
-    def _avg_busbw(self, lineno: int, body: str, m: re.Match[str]) -> None:
+    def _avg_busbw(self, lineno: int, body: str, m: re.Match[str] | None) -> None:
         self.recognised = True
+        self.avg_line = (lineno, body)
+        if m is None:
+            return
         try:
             self.avg_busbw = float(m.group(1))
         except ValueError:
@@ -372,8 +296,8 @@ class _LogReader:
         if self.columns is None:
             tokens = text.split()
             # A log that starts mid-table: only the modern layout can be recognised without a header.
-            if len(tokens) in (13, 15) and tokens[1].isdigit():
-                self.columns = _Columns.from_header(_DEFAULT_HEADER)
+            if len(tokens) in (13, 15) and tokens[1].isdigit() and not self.bad_header:
+                self.columns = Columns.from_header(DEFAULT_HEADER)
             else:
                 if len(tokens) > 2 and tokens[0].isdigit() and tokens[1].isdigit():
                     self.unplaced.append(lineno)  # a row, but no header says which column is which
@@ -390,10 +314,11 @@ class _LogReader:
         first_line, fragment = self.pending
         joined = fragment + text  # the halves were one printf stream: join as text ("3" + "7.31" = "37.31")
         tokens = joined.split()
-        if not self.columns.needed <= len(tokens) <= self.columns.full or self.columns.read(tokens) is None:
+        whole = self.columns.needed <= len(tokens) <= self.columns.full and self.columns.read(tokens) is not None
+        if not whole and self.columns.read_blank_redop(tokens) is None:
             return False
         self.pending = None
-        self._add_row(first_line, joined)
+        self._add_row(first_line, joined, blank_redop=not whole)
         return True
 
     def _flush_pending(self, why: str, cut: bool = False) -> None:
@@ -532,7 +457,13 @@ def parse(text: str, binary: str | None = None) -> NcclRun:
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
+    cut = bool(lines) and not text.endswith("\n")
     for lineno, raw in enumerate(lines, start=1):
+        if cut and lineno == len(lines) and strip_launcher_tags(raw).lstrip().startswith("#"):
+            # A comment line without its line end was cut, maybe inside its last token ("# Avg bus bandwidth : 68.4"
+            # of 68.4048, "iters: 2" of 20): that token is not read, the rest is.
+            reader.errors.append(f"line {lineno}: cut (no line end), its last token not read: {redact(raw.strip()[-80:])!r}")
+            raw = raw.rstrip().rsplit(None, 1)[0] if len(raw.split()) > 1 else ""
         reader.feed(lineno, raw.rstrip("\r"))
     if not reader.recognised:
         first = next((ln.strip() for ln in lines if ln.strip()), "")

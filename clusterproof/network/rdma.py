@@ -38,6 +38,7 @@ ZERO_GID = "0000:0000:0000:0000:0000:0000:0000:0000"
 _GID_RE = re.compile(r"^[0-9a-fA-F]{4}(?::[0-9a-fA-F]{4}){7}$")
 _VERSION_RE = re.compile(r"[Vv](\d+)")
 _IPV4_RE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")  # undecodable bytes, control characters
 HCA_RE = re.compile(r"^[A-Za-z0-9_.\-]+(?::\d+)?$")
 
 #: First line :func:`remote_gid_command` prints; :func:`parse_gid_dump` looks for it.
@@ -206,6 +207,8 @@ def parse_show_gids(text: str) -> pd.DataFrame:
         where = f"show_gids line {lineno}"
         if not tokens:
             continue
+        if _UNREADABLE.search(line):
+            raise ParseError(f"{where}: undecodable bytes or control characters in {line!r}")
         if tokens[0] == "DEV":
             headers += 1
             if headers > 1:
@@ -309,6 +312,8 @@ def parse_gid_dump(text: str) -> pd.DataFrame:
             return _table(rows)
         if not line.strip() or line.startswith(DUMP_NO_CLASS):
             continue
+        if _UNREADABLE.search(line):
+            raise ParseError(f"{where}: undecodable bytes or control characters in {line!r}")
         fields = line.split("\t")
         if len(fields) != 6:
             raise ParseError(
