@@ -31,9 +31,8 @@ def expected_ranks(group: GroupSpec, inventory: Inventory) -> int:
 
 def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResult, inventory: Inventory) -> None:
     res = collective_result
-    if res.run is None or res.run.results.empty:  # no table: the cause found in the log comes first
-        why = f"output is not nccl-tests output ({res.parse_error})" if res.run is None else "no result row"
-        pytest.fail(f"{explain_failure(res)}\n{nccl_group.id}: {why}")
+    if res.run is None:  # no table: the cause found in the log comes first
+        pytest.fail(f"{explain_failure(res)}\n{nccl_group.id}: output is not nccl-tests output ({res.parse_error})")
     sweep = inventory.nccl_tests.sweep
     ranks = expected_ranks(nccl_group, inventory)
     problems = verdict.sanity(
@@ -48,6 +47,8 @@ def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResul
         errors=[e for e in res.run.errors if is_fatal(e)],
         require_validation=sweep.check > 0,
     )
+    if problems and res.run.results.empty:  # no table: the cause found in the log comes first
+        pytest.fail(explain_failure(res) + "\n" + "\n".join(map(str, problems)))
     assert not problems, "\n".join(map(str, problems)) + "\n" + explain_failure(res)
     assert not res.cleanup_errors, "\n".join(res.cleanup_errors)
 
