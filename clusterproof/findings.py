@@ -197,6 +197,11 @@ class Finding:
     def failed(self) -> bool:
         return self.status is Status.FAIL
 
+    @property
+    def line(self) -> str:
+        """``<subject>: <message>`` (just the message when it already starts with the subject's name)."""
+        return self.message if self.message.startswith(self.subject.name) else f"{self.subject}: {self.message}"
+
     def with_test_id(self, test_id: str) -> Finding:
         return replace(self, test_id=test_id)
 

@@ -63,10 +63,10 @@ def scorecard_json(page: PageData) -> dict[str, Any]:
         "scorecard": [
             {"id": c.criterion.value, "area": c.criterion.area.value, "name": c.criterion.heading, "status": c.status.value,
              "evidence": c.headline, "findings": len(c.findings),
-             "details": [f"{f.subject}: {f.message}" for f in c.failures]}
+             "details": [f.line for f in c.failures]}
             for c in v.criteria
         ],
-        "failures": [f"{f.subject}: {f.message}" for c in v.failing() for f in c.failures],
+        "failures": [f.line for c in v.failing() for f in c.failures],
         "baseline": None if page.diff is None else {
             "summary": page.diff.summary(),
             "regressions": [r.message for r in page.diff.regressions],

@@ -32,7 +32,7 @@ def add_failing_criteria(path: Path, verdict: RunVerdict) -> int:
             continue
         case = ET.SubElement(suite, "testcase", {"classname": CLASSNAME, "name": crit.criterion.value, "time": "0"})
         failure = ET.SubElement(case, "failure", {"message": redact(f"{crit.criterion.heading}: {crit.headline}")[:1000]})
-        failure.text = redact("\n".join(f"{f.subject}: {f.message}" + (f" [{f.test_id}]" if f.test_id else "")
+        failure.text = redact("\n".join(f.line + (f" [{f.test_id}]" if f.test_id else "")
                                         for f in crit.failures))
         added += 1
     if added:

@@ -24,7 +24,7 @@ def _failure_groups(p: PageData) -> list[str]:
     many failing findings does not hide another."""
     out: list[str] = []
     for c in p.verdict.failing():
-        details = [f"{f.subject}: {f.message}" for f in c.failures]
+        details = [f.line for f in c.failures]
         out.append(f"- **{_cell(c.criterion.heading)}** ({len(details)}):")
         out += [f"  - {_cell(d)}" for d in details[:PER_CRITERION]]
         if len(details) > PER_CRITERION:
