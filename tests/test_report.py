@@ -234,6 +234,15 @@ def sample_findings_clean() -> list[fd.Finding]:
     return findings_of(without_slow_node(t["network"]), t["storage"], t["nodes"])
 
 
+def test_build_refuses_a_run_without_findings(tmp_path: Path) -> None:
+    write_sample(tmp_path)
+    for p in (tmp_path / "findings").iterdir():
+        p.unlink()
+    (tmp_path / "findings").rmdir()
+    with pytest.raises(ClusterproofError, match="no findings/ directory, so nothing to judge"):
+        build(tmp_path)
+
+
 def test_build_of_a_run_with_no_findings_tests_nothing(tmp_path: Path) -> None:
     write_sample(
         tmp_path,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clusterproof.errors import ClusterproofError
 from clusterproof.findings import FINDINGS_DIR, RunVerdict, judge, read_findings
 from clusterproof.report import html as html_page
 from clusterproof.report import markdown as md_page
@@ -95,13 +96,17 @@ def build(outdir: Path, baseline: Path | None = None, tolerance_pct: float = 5.0
     every secret the run minted.
 
     Raises:
-        ClusterproofError: ``outdir`` is not a run directory, or the baseline cannot be found.
+        ClusterproofError: ``outdir`` is not a run directory or has no findings, or the baseline cannot be found.
         ParseError: a saved file is unreadable.
         FindingsFileError: a findings file is not one this version wrote.
         ValueError: ``tolerance_pct`` is negative.
     """
     outdir = Path(outdir)
     data = read_run_data(outdir)
+    if not (outdir / FINDINGS_DIR).is_dir():
+        # Judging nothing would read as a pass: a run written before findings existed cannot be rebuilt honestly.
+        raise ClusterproofError(f"{outdir}: no {FINDINGS_DIR}/ directory, so nothing to judge (a run written by an "
+                                "older clusterproof, or not by the suites)")
     diff = compare(data.network, load_baseline(Path(baseline)), tolerance_pct) if baseline is not None else None
     if diff is not None or not (outdir / FINDINGS_DIR / f"{BASELINE_LOG}.jsonl").exists():
         record_baseline(outdir, diff)
