@@ -7,16 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from clusterproof.findings import Status
+from clusterproof.findings import RUN, Status
 from clusterproof.network import gid_choice, nccl, nccl_debug, rdma
 from clusterproof.network.failure_cause import failure_cause, failure_message
-from clusterproof.network.nccl_log_checks import (
-    STANDIN_REASON,
-    check_installed_nccl,
-    check_nccl_evidence,
-    check_version_provable,
-    check_warns,
-)
+from clusterproof.network.nccl_debug_checks import STANDIN_REASON, transport_gate
+from clusterproof.network.nccl_log_checks import check_installed_nccl, check_version_provable, check_warns
 from clusterproof.nodes.facts import parse_facts
 
 REAL = Path(__file__).parent / "data" / "real"
@@ -231,16 +226,13 @@ def test_gid_by_netdev_skips_ports_of_other_rails() -> None:
 
 def test_no_nccl_line_on_a_real_run_says_what_happened() -> None:
     empty = nccl_debug.parse_debug_files({"node1/nccl.node1.1.log": "", "node2/nccl.node2.2.log": "\n"})
-    (finding,) = check_nccl_evidence(empty, n_files=2, standin=False)
-    assert finding.status is Status.FAIL
-    assert "no NCCL line in 2 debug file(s) of a real run (not the CPU stand-in)" in finding.message
-    assert "stand-in:" not in finding.message
-    (standin,) = check_nccl_evidence(empty, n_files=2, standin=True)
-    assert standin.status is Status.NOT_TESTED and standin.reason == STANDIN_REASON
-    (none,) = check_nccl_evidence(empty, n_files=0, standin=False)
-    assert none.status is Status.FAIL and "no debug file" in none.message
+    gate = transport_gate(empty, debug="on", standin=False, n_files=2, subject=RUN)
+    assert gate is not None and gate.status is Status.FAIL
+    assert "no NCCL line in 2 debug files on a real cluster" in gate.message and "stand-in" not in gate.message
+    standin = transport_gate(empty, debug="on", standin=True, n_files=2, subject=RUN)
+    assert standin is not None and standin.status is Status.NOT_TESTED and standin.reason == STANDIN_REASON
     full = nccl_debug.parse_debug_text(real(GDR_LOG))
-    assert check_nccl_evidence(full, n_files=4, standin=False)[0].status is Status.PASS
+    assert transport_gate(full, debug="on", standin=False, n_files=4, subject=RUN) is None
 
 
 def test_warns_in_stdout_are_judged_with_debug_off() -> None:

@@ -1,8 +1,6 @@
 """Checks on what NCCL's logs can and cannot prove, returned as :class:`clusterproof.findings.Finding` lists.
 
-- :func:`check_nccl_evidence`: did NCCL write anything at all? On a real run, no NCCL line in N debug files is a
-  failure that says so (NCCL_DEBUG not applied, NCCL not loaded), never blamed on the CPU stand-in; on the
-  stand-in it is not tested.
+(Whether NCCL wrote any debug line at all on a real run is :func:`clusterproof.network.nccl_debug_checks.transport_gate`.)
 - :func:`check_warns`: NCCL ``WARN`` lines in a run's combined stdout are judged even with ``debug: off``
   (``NCCL_DEBUG=WARN`` from ``/etc/nccl.conf`` or a container prints them there); when NCCL printed nothing the
   criterion is not tested, with the reason.
@@ -32,7 +30,6 @@ from clusterproof.findings import (
 from clusterproof.network.nccl_debug import parse_debug_text
 from clusterproof.network.nccl_debug_model import TransportReport, WarnLine
 
-STANDIN_REASON = "CPU stand-in: no NCCL, transport not provable"
 _RUN = Subject("run", "run")
 # WARNs NCCL prints on healthy systems: they change nothing the acceptance run measures.
 _HARMLESS_WARN = re.compile(
@@ -40,23 +37,6 @@ _HARMLESS_WARN = re.compile(
     r"|NCCL_IB_WARN_RAIL_LOCAL|There are mismatched physical devices"
 )
 _MAX_QUOTED = 3
-
-
-def check_nccl_evidence(report: TransportReport, n_files: int, standin: bool, where: str | None = None) -> list[Finding]:
-    """PASS when the debug files hold NCCL lines; FAIL naming the file count when a real run's files hold none
-    (or there are no files); NOT_TESTED on the CPU stand-in, which speaks no NCCL."""
-    evidence = [Evidence(where)] if where else []
-    if standin:
-        return [not_tested(Criterion.TRANSPORT, _RUN, STANDIN_REASON)]
-    if n_files == 0:
-        return [failed(Criterion.TRANSPORT, _RUN, "NCCL wrote no debug file on any node (NCCL_DEBUG_FILE not "
-                       "honoured, or the job never reached NCCL init); transport not provable", evidence=evidence)]
-    if report.nccl_lines == 0:
-        return [failed(Criterion.TRANSPORT, _RUN, f"no NCCL line in {n_files} debug file(s) of a real run (not the "
-                       "CPU stand-in): NCCL_DEBUG was not applied, or the binary did not load NCCL",
-                       evidence=evidence, values={"files": n_files, "nccl_lines": 0})]
-    return [passed(Criterion.TRANSPORT, _RUN, f"{report.nccl_lines} NCCL line(s) in {n_files} debug file(s)",
-                   evidence=evidence, values={"files": n_files, "nccl_lines": report.nccl_lines})]
 
 
 def _warn_subject(warn: WarnLine) -> Subject:

@@ -10,11 +10,13 @@ import pytest
 from clusterproof.findings import RUN, Criterion, not_tested
 from clusterproof.inventory import Inventory
 from clusterproof.network.collective import CollectiveResult
-from clusterproof.network.nccl_log_checks import STANDIN_REASON, check_warns
+from clusterproof.network.nccl_debug_checks import STANDIN_REASON
+from clusterproof.network.nccl_log_checks import check_warns
 from fixtures.findings import FindingRecorder
 from fixtures.nccl import GroupSpec
 
-pytestmark = [pytest.mark.transport, pytest.mark.nccl, pytest.mark.exclusive, pytest.mark.xdist_group("fabric")]
+pytestmark = [pytest.mark.transport, pytest.mark.nccl, pytest.mark.exclusive, pytest.mark.xdist_group("fabric"),
+              pytest.mark.criterion(Criterion.TRANSPORT)]
 
 
 def test_nccl_warns_judged(
