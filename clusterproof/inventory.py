@@ -32,6 +32,12 @@ from clusterproof.fields import (
     as_text,
     one_of,
 )
+from clusterproof.network.reference_config import (
+    NetworkChecks,
+    ReferenceSettings,
+    read_network_checks,
+    read_references,
+)
 from clusterproof.units import parse_size
 
 _HCA_RE = re.compile(r"^[A-Za-z0-9_.-]+(?::\d+)?$")
@@ -171,6 +177,10 @@ class Inventory:
     #: Optional KEY=VALUE file (mode 0600) whose values fill unset environment variables, e.g. the S3 admin
     #: keys that ``storage.*_env`` names. The inventory itself never holds a secret.
     env_file: Path | None = None
+    #: Reference files per fabric class (``references:``) and the limits of the shape, outlier, line-rate and
+    #: soak checks (``network_checks:``); see :mod:`clusterproof.network.reference_config`.
+    references: ReferenceSettings = field(default_factory=ReferenceSettings)
+    network_checks: NetworkChecks = field(default_factory=NetworkChecks)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -316,8 +326,8 @@ def _read_nccl(r: FieldReader, raw: Any) -> NcclTestsSettings:
     )
 
 
-def _read_thresholds(r: FieldReader, raw: Any) -> Thresholds:
-    p = "thresholds"
+def read_thresholds(r: FieldReader, raw: Any, p: str = "thresholds") -> Thresholds:
+    """Validate a threshold table (the ``thresholds`` section, or the same format under ``p`` elsewhere)."""
     if raw is None:
         return Thresholds()
     if not isinstance(raw, dict):
@@ -389,7 +399,8 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
     return s
 
 
-_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file"}
+_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file", "references",
+        "network_checks"}
 
 
 def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
@@ -407,11 +418,13 @@ def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
         ssh=ssh,
         network=_read_network(r, top.get("network")),
         nccl_tests=_read_nccl(r, top.get("nccl_tests")),
-        thresholds=_read_thresholds(r, top.get("thresholds")),
+        thresholds=read_thresholds(r, top.get("thresholds")),
         storage=_read_storage(r, top.get("storage")),
         source=source,
         standin=r.get(top, "standin", "", as_bool, False),
         env_file=r.get(top, "env_file", "", as_path, None),  # type: ignore[arg-type]
+        references=read_references(r, top.get("references"), source),
+        network_checks=read_network_checks(r, top.get("network_checks")),
     )
     if r.problems:
         raise InventoryError(source, r.problems)
