@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterproof.errors import InventoryError
-from clusterproof.fields import FieldReader, as_bool, as_name, as_number, as_size, as_text
+from clusterproof.fields import FieldReader, as_int, as_name, as_number, as_size, as_text, one_of
 from clusterproof.network.reference import References, load_reference_file
 
 
@@ -58,12 +58,17 @@ class NetworkChecks:
     outlier_min_drop_pct: float = 10.0
     #: a soak cycle whose busbw falls this many percent below the first cycle's is a slowdown.
     soak_slowdown_pct: float = 25.0
-    #: also run the ring of node pairs (N runs) to find outliers, besides the partial runs the table has.
-    outlier_ring_pairs: bool = False
+    #: pair runs the outlier check launches itself, besides the partial runs the table has: none, ring (N runs:
+    #: node01-node02 ... nodeN-node01) or all (N(N-1)/2 runs: every node in N-1 pairs, robust to a noisy run).
+    outlier_pairs: str = "none"
+    #: how many times each of those pairs runs (rounds over all pairs): a node's score is its best row, so a
+    #: second round keeps one burst of load on a shared fabric from sinking a healthy node.
+    outlier_pair_repeats: int = 1
 
 
 _CHECK_KEYS = {"max_dip_pct", "latency_max_bytes", "latency_limit_us", "min_line_rate_pct", "outlier_k_mad",
-               "outlier_min_drop_pct", "soak_slowdown_pct", "outlier_ring_pairs"}
+               "outlier_min_drop_pct", "soak_slowdown_pct", "outlier_pairs",
+               "outlier_pair_repeats"}
 
 
 def _pct(v: Any, p: str) -> float:
@@ -91,7 +96,8 @@ def read_network_checks(r: FieldReader, raw: Any) -> NetworkChecks:
         outlier_k_mad=k,
         outlier_min_drop_pct=r.get(m, "outlier_min_drop_pct", p, _pct, d.outlier_min_drop_pct),
         soak_slowdown_pct=r.get(m, "soak_slowdown_pct", p, _pct, d.soak_slowdown_pct),
-        outlier_ring_pairs=r.get(m, "outlier_ring_pairs", p, as_bool, False),
+        outlier_pairs=r.get(m, "outlier_pairs", p, one_of("none", "ring", "all"), "none"),
+        outlier_pair_repeats=r.get(m, "outlier_pair_repeats", p, as_int(1, 100), 1),
     )
 
 

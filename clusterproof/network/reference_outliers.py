@@ -4,8 +4,8 @@ absolute deviations below the cluster's median is named, even when every row is 
 Each node gets one score per (collective, node count, size, placement): the best busbw of the rows whose node
 set contains it (a healthy node paired once with a slow one still has a good pair; a slow node has none),
 divided by that group's median over the nodes. A node's ratio is the median of its scores over the groups (one
-noisy row cannot make an outlier); a node is an outlier when its ratio is more than ``k`` MADs of the nodes'
-ratios *and* at least ``min_drop_pct`` percent below their median. Rows on every node (the all-node run) say nothing about one
+noisy row cannot make an outlier); a node is an outlier when its ratio is more than ``k`` MADs of the other
+nodes' ratios *and* at least ``min_drop_pct`` percent below their median. Rows on every node (the all-node run) say nothing about one
 node and are left out. Pure: rows in, findings out.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, cast
 import pandas as pd
 
 from clusterproof.findings import Criterion, Finding, Subject, failed, node_subject, not_tested, passed
-from clusterproof.network.reference import mad, median
+from clusterproof.network.reference import mad, measured_busbw, median
 from clusterproof.units import human_size
 
 
@@ -51,19 +51,23 @@ class OutlierReport:
     def ratio(self, node: str) -> float:
         return median([s.score_gbs / s.median_gbs for s in self.of(node)])
 
-    def cluster_band(self) -> tuple[float, float]:
-        """The median and MAD of the nodes' ratios."""
-        ratios = [self.ratio(n) for n in self.nodes]
+    def cluster_band(self, without: str | None = None) -> tuple[float, float]:
+        """The median and MAD of the nodes' ratios (``without`` one node: the band it is judged against)."""
+        ratios = [self.ratio(n) for n in self.nodes if n != without]
         return median(ratios), mad(ratios)
 
     @property
     def outliers(self) -> list[str]:
-        """Nodes whose ratio is more than k MADs and at least ``min_drop_pct`` percent below the nodes' median."""
+        """Nodes whose ratio is more than k MADs and at least ``min_drop_pct`` percent below the other nodes'
+        median (leave-one-out: a slow node must not widen the band it is judged against)."""
         if len(self.nodes) < 3:
             return []
-        m, d = self.cluster_band()
-        return [n for n in self.nodes
-                if self.ratio(n) < m - self.k * d and self.ratio(n) < m * (1.0 - self.min_drop_pct / 100.0)]
+        out = []
+        for n in self.nodes:
+            m, d = self.cluster_band(without=n)
+            if self.ratio(n) < m - self.k * d and self.ratio(n) < m * (1.0 - self.min_drop_pct / 100.0):
+                out.append(n)
+        return out
 
 
 def score_nodes(rows: pd.DataFrame, all_nodes: list[str] | None = None, *, k: float = 3.0,
@@ -72,6 +76,7 @@ def score_nodes(rows: pd.DataFrame, all_nodes: list[str] | None = None, *, k: fl
     keep = rows.dropna(subset=["node_set", "size_bytes", "busbw_gbs", "n_nodes"])
     if "wrong" in keep.columns:
         keep = keep[keep["wrong"].fillna(0).astype("int64") == 0]
+    keep = keep.assign(busbw_gbs=measured_busbw(keep))
     everyone = set(all_nodes) if all_nodes else set()
     for ns in keep["node_set"]:
         everyone |= set(str(ns).split(","))
@@ -109,8 +114,8 @@ def check_outliers(rows: pd.DataFrame, all_nodes: list[str] | None = None, *, k:
                            "no sub-set, pair or single-node results over three or more nodes: no per-node comparison")]
     out: list[Finding] = []
     outliers = set(rep.outliers)
-    m, d = rep.cluster_band()
     for node in rep.nodes:
+        m, d = rep.cluster_band(without=node)
         mine = rep.of(node)
         ratio = rep.ratio(node) * 100.0
         low = [s for s in mine if s.low]
@@ -121,7 +126,7 @@ def check_outliers(rows: pd.DataFrame, all_nodes: list[str] | None = None, *, k:
             worst = min(mine, key=lambda s: s.score_gbs / s.median_gbs)
             out.append(failed(
                 Criterion.BAD_NODE, node_subject(node),
-                f"{node} is an outlier: {ratio:.0f}% of the cluster median busbw (nodes' median {m * 100:.0f}%, "
+                f"{node} is an outlier: {ratio:.0f}% of the cluster median busbw (the other nodes' median {m * 100:.0f}%, "
                 f"MAD {d * 100:.1f} points, limit {k:g} MADs and {min_drop_pct:g}%) over {len(mine)} partial-run results "
                 f"(worst {worst.group}: best {worst.score_gbs:.4g} GB/s vs median {worst.median_gbs:.4g})",
                 values=values))

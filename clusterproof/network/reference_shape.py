@@ -12,12 +12,14 @@ from typing import Any, cast
 import pandas as pd
 
 from clusterproof.findings import Criterion, Finding, Subject, failed, not_tested, passed
+from clusterproof.network.reference import measured_busbw
 from clusterproof.units import human_size
 
 
 def _curves(rows: pd.DataFrame) -> Iterator[tuple[tuple[str, str, int, str], pd.DataFrame]]:
     """One curve per (collective, node set, n_nodes, placement), smallest size first."""
     keep = rows.dropna(subset=["size_bytes", "busbw_gbs"])
+    keep = keep.assign(busbw_gbs=measured_busbw(keep))
     for key, g in keep.groupby(["collective", "node_set", "n_nodes", "placement"], sort=True):
         k = cast(tuple[Any, Any, Any, Any], key)
         yield (str(k[0]), str(k[1]), int(k[2]), str(k[3])), g.sort_values("size_bytes")

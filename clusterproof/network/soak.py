@@ -17,11 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from clusterproof.findings import Criterion, Finding, Subject, failed, node_subject, passed
-from clusterproof.network.reference import References
+from clusterproof.network.reference import References, measured_busbw, median
 from clusterproof.units import human_size
 
 SOAK_FILE = "soak.csv"
-SOAK_COLUMNS = ("cycle", "elapsed_s", "collective", "node_set", "n_nodes", "size_bytes", "placement", "time_us",
+#: The placement of the one row a run that printed no result adds (with wrong = 1): it counts as a failure.
+NO_RESULT = "no-result"
+SOAK_COLUMNS = ("cycle", "elapsed_s", "collective", "node_set", "n_nodes", "n_ranks", "size_bytes", "placement", "time_us",
                 "busbw_gbs", "wrong", "log_path")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -61,8 +63,13 @@ class SoakEvent:
 
 @dataclass
 class SoakTracker:
-    """Accumulates the cycles of one soak. ``slowdown_pct``: a row this many percent below its reference lower
-    bound (when ``references`` has one) or below the first cycle's value of the same row is a slowdown."""
+    """Accumulates the cycles of one soak.
+
+    A slowdown is judged per run (collective, node set, placement), not per row, since one row of a loaded
+    machine can read a tenth of its neighbour: the run's level is the median over its sizes of busbw / baseline,
+    the baseline being the reference (when ``references`` has one for the size) or the median of that row over
+    the earlier cycles; a level ``slowdown_pct`` percent below 1 is a slowdown, named at its worst size.
+    """
 
     slowdown_pct: float = 25.0
     references: References | None = None
@@ -72,14 +79,16 @@ class SoakTracker:
     first_wrong: SoakEvent | None = None
     first_slowdown: SoakEvent | None = None
     wrong_runs: list[tuple[int, str]] = field(default_factory=list)  # (cycle, node set) of every run with #wrong
-    _first_value: dict[tuple[str, str, int, str], float] = field(default_factory=dict)
+    _history: dict[tuple[str, str, int, str], list[float]] = field(default_factory=dict)
 
     def add_cycle(self, cycle: int, elapsed_s: float, rows: pd.DataFrame) -> None:
         """Add one cycle's rows (columns: collective, node_set, n_nodes, size_bytes, placement, time_us, busbw_gbs,
-        wrong, optional log_path)."""
+        wrong, optional log_path, n_ranks); busbw is recomputed from the time where it can be (measured_busbw)."""
+        rows = rows.assign(busbw_gbs=measured_busbw(rows))
         self.cycles = max(self.cycles, cycle)
         self.elapsed_s = max(self.elapsed_s, elapsed_s)
         wrong_sets: set[str] = set()
+        runs: dict[tuple[str, str, str], list[tuple[int, float, float | None, str, str | None]]] = {}
         for rec in rows.to_dict("records"):
             key = (str(rec["collective"]), str(rec["node_set"]), int(rec["size_bytes"]), str(rec["placement"]))
             wrong = rec.get("wrong")
@@ -89,22 +98,43 @@ class SoakTracker:
             if wrong_n:
                 wrong_sets.add(key[1])
                 if self.first_wrong is None:
-                    self.first_wrong = SoakEvent("wrong", cycle, elapsed_s, *key, f"#wrong = {wrong_n}", log)
+                    what = "the run produced no result (see its log)" if key[3] == NO_RESULT else f"#wrong = {wrong_n}"
+                    self.first_wrong = SoakEvent("wrong", cycle, elapsed_s, *key, what, log)
+            if key[3] == NO_RESULT:
+                continue
             bw = float(rec["busbw_gbs"])
-            limit, against = self._slow_limit(key, int(rec["n_nodes"]), bw)
-            if limit is not None and bw < limit and self.first_slowdown is None:
-                self.first_slowdown = SoakEvent("slowdown", cycle, elapsed_s, *key,
-                                                f"busbw {bw:.4g} GB/s < {limit:.4g} ({against})", log)
+            base, against = self._baseline(key, int(rec["n_nodes"]))
+            runs.setdefault((key[0], key[1], key[3]), []).append((key[2], bw, base, against, log))
+            self._history.setdefault(key, []).append(bw)
         self.wrong_runs += [(cycle, s) for s in sorted(wrong_sets)]
+        if self.first_slowdown is None:
+            self._judge_slowdown(cycle, elapsed_s, runs)
 
-    def _slow_limit(self, key: tuple[str, str, int, str], n_nodes: int, bw: float) -> tuple[float | None, str]:
-        factor = 1.0 - self.slowdown_pct / 100.0
+    def _baseline(self, key: tuple[str, str, int, str], n_nodes: int) -> tuple[float | None, str]:
         if self.references is not None:
             ref = self.references.lookup(key[0], n_nodes, key[2])
             if ref is not None:
-                return ref.lower_gbs * factor, f"{self.slowdown_pct:g}% below the reference band {ref.lower_gbs:.4g}"
-        first = self._first_value.setdefault(key, bw)
-        return first * factor, f"{self.slowdown_pct:g}% below cycle 1's {first:.4g}"
+                return ref.reference_gbs, f"reference {ref.reference_gbs:.4g}"
+        seen = self._history.get(key)
+        if not seen:
+            return None, ""
+        base = median(seen)
+        return base, f"median of earlier cycles {base:.4g}"
+
+    def _judge_slowdown(self, cycle: int, elapsed_s: float,
+                        runs: dict[tuple[str, str, str], list[tuple[int, float, float | None, str, str | None]]]) -> None:
+        for (collective, node_set, placement), items in sorted(runs.items()):
+            judged = [(size, bw / base, bw, against, log) for size, bw, base, against, log in items if base]
+            if not judged:
+                continue
+            level = median([r for _, r, _, _, _ in judged])
+            if level < 1.0 - self.slowdown_pct / 100.0:
+                size, ratio, bw, against, log = min(judged, key=lambda j: j[1])
+                self.first_slowdown = SoakEvent(
+                    "slowdown", cycle, elapsed_s, collective, node_set, size, placement,
+                    f"busbw {level * 100:.0f}% of its baseline over the run's sizes (limit {100 - self.slowdown_pct:g}%); "
+                    f"worst here {bw:.4g} GB/s vs {against}", log)
+                return
 
     @property
     def blamed_nodes(self) -> list[str]:

@@ -28,7 +28,8 @@ def rows_of(group: GroupSpec, res: CollectiveResult) -> pd.DataFrame:
     """The run's result rows with the columns the checks group on (empty when the run printed none)."""
     if res.run is None or not len(res.run.results):
         pytest.fail(f"{group.id}: no parsable result rows (see test_nccl_run_sane[{group.id}])")
-    return res.run.results.assign(collective=group.collective, node_set=",".join(group.nodes), n_nodes=group.n_nodes)
+    return res.run.results.assign(collective=group.collective, node_set=",".join(group.nodes), n_nodes=group.n_nodes,
+                                  n_ranks=res.run.nranks)
 
 
 @pytest.fixture(scope="session")
@@ -69,11 +70,21 @@ def test_small_size_latency(nccl_group: GroupSpec, collective_result: Collective
                                                  checks.latency_limit_us))
 
 
-def ring_pairs(nodes: list[str]) -> list[tuple[str, str]]:
-    """node01-node02, node02-node03, ..., nodeN-node01: every node in two pairs, N runs."""
-    if len(nodes) < 3:
+def outlier_pairs(nodes: list[str], kind: str) -> list[tuple[str, str]]:
+    """``ring``: node01-node02, ..., nodeN-node01 (every node in two pairs, N runs); ``all``: every pair, ordered
+    so that no node's pairs all run back to back (a burst of load on the machine then cannot sink one node)."""
+    if len(nodes) < 3 or kind == "none":
         return []
-    return [(nodes[i], nodes[(i + 1) % len(nodes)]) for i in range(len(nodes))]
+    if kind == "ring":
+        return [(nodes[i], nodes[(i + 1) % len(nodes)]) for i in range(len(nodes))]
+    by_distance = [(nodes[i], nodes[(i + d) % len(nodes)]) for d in range(1, len(nodes) // 2 + 1) for i in range(len(nodes))]
+    seen: set[frozenset[str]] = set()
+    out = []
+    for a, b in by_distance:
+        if frozenset((a, b)) not in seen:
+            seen.add(frozenset((a, b)))
+            out.append((a, b))
+    return out
 
 
 def partial_rows(table: pd.DataFrame, collective: str, n_all: int) -> pd.DataFrame:
@@ -86,14 +97,24 @@ def partial_rows(table: pd.DataFrame, collective: str, n_all: int) -> pd.DataFra
 @pytest.mark.parametrize("collective", ["all_reduce"])
 def test_no_outlier_node(collective: str, collective_runs: CollectiveRuns, inventory: Inventory, results: Any,
                          request: pytest.FixtureRequest, findings: FindingRecorder) -> None:
-    """Uses the partial runs the table has (sub-sets, pairs, single nodes); with ``network_checks.outlier_ring_pairs``
-    it also runs the ring of node pairs (N runs, each cached for the whole test run)."""
+    """Uses the partial runs the table has (sub-sets, pairs, single nodes); with ``network_checks.outlier_pairs``
+    (ring or all) it also runs node pairs: the first round is shared with the rest of the run (cached, in the
+    results table), further rounds (``outlier_pair_repeats``) are added to the results table here."""
     if collective not in inventory.nccl_tests.collectives:
         pytest.skip(f"{collective} is not in the inventory's collectives")
     names = [n.name for n in inventory.nodes]
     checks = inventory.network_checks
-    if checks.outlier_ring_pairs:
-        for pair in ring_pairs(names):
-            collective_runs.get(GroupSpec(collective, pair), request.node.nodeid)  # recorded in the results table
+    pairs = outlier_pairs(names, checks.outlier_pairs)
+    for pair in pairs:
+        collective_runs.get(GroupSpec(collective, pair), request.node.nodeid)  # recorded in the results table
+    for _ in range(checks.outlier_pair_repeats - 1 if pairs else 0):
+        for pair in pairs:
+            res = collective_runs.runner.run(collective, collective_runs.nodes(pair), extra_env=collective_runs.gid_env)
+            if res.run is not None and len(res.run.results):
+                rows = rows_of(GroupSpec(collective, pair), res).assign(
+                    test_id=request.node.nodeid, launcher=inventory.nccl_tests.launcher, gid_index=collective_runs.gid_index,
+                    standin=bool(inventory.standin or res.run.standin), nccl_tests_version=res.run.version,
+                    log_path=f"logs/{res.log_path.name}")
+                results.add("network", rows.to_dict("records"))
     rows = partial_rows(results.frame("network"), collective, len(names))
     findings.check(reference_outliers.check_outliers(rows, names, k=checks.outlier_k_mad, min_drop_pct=checks.outlier_min_drop_pct))

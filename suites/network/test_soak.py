@@ -64,11 +64,11 @@ def test_soak(soak_plan: SoakPlan | None, collective_runner: CollectiveRunner, i
                                             sweep=validated)
                 if res.run is None or not len(res.run.results):
                     frames.append(pd.DataFrame([{"collective": collective, "node_set": ",".join(names),
-                                                 "n_nodes": len(names), "size_bytes": 0, "placement": "-",
+                                                 "n_nodes": len(names), "size_bytes": 0, "placement": soak.NO_RESULT,
                                                  "busbw_gbs": 0.0, "wrong": 1, "log_path": f"logs/{res.log_path.name}"}]))
                     continue
                 frames.append(res.run.results.assign(collective=collective, node_set=",".join(names), n_nodes=len(names),
-                                                     log_path=f"logs/{res.log_path.name}"))
+                                                     n_ranks=res.run.nranks, log_path=f"logs/{res.log_path.name}"))
             tracker.add_cycle(cycle, time.monotonic() - started, pd.concat(frames, ignore_index=True))
             _say(pytestconfig, tracker.progress_line())
     finally:
