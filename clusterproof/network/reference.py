@@ -30,8 +30,10 @@ import pandas as pd
 import yaml
 
 from clusterproof.errors import ClusterproofError, InventoryError
+from clusterproof.fields import FieldReader
 from clusterproof.findings import Criterion, Finding, Subject, failed, not_tested, passed
 from clusterproof.network.nccl_model import busbw_factor
+from clusterproof.thresholds import read_thresholds
 from clusterproof.units import human_size
 
 FABRICS = ("roce", "ib")
@@ -233,9 +235,6 @@ def _read_fabric_class(problems: list[str], raw: Any) -> FabricClass:
 
 def parse_reference_doc(data: Any, source: str) -> References:
     """Validate a parsed reference file. Raises InventoryError naming the file and every bad field."""
-    from clusterproof.fields import FieldReader
-    from clusterproof.inventory import read_thresholds
-
     problems: list[str] = []
     if not isinstance(data, dict):
         raise InventoryError(source, [f"expected a reference file (a mapping), got {type(data).__name__}"])

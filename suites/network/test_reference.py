@@ -17,6 +17,7 @@ import pytest
 from clusterproof.inventory import Inventory
 from clusterproof.network import line_rate, reference, reference_outliers, reference_shape
 from clusterproof.network.collective import CollectiveResult
+from clusterproof.network.run_cache import record_run
 from clusterproof.nodes.ssh import CommandResult, SshPool
 from fixtures.findings import FindingRecorder
 from fixtures.nccl import CollectiveRuns, GroupSpec
@@ -110,11 +111,6 @@ def test_no_outlier_node(collective: str, collective_runs: CollectiveRuns, inven
     for _ in range(checks.outlier_pair_repeats - 1 if pairs else 0):
         for pair in pairs:
             res = collective_runs.runner.run(collective, collective_runs.nodes(pair), extra_env=collective_runs.gid_env)
-            if res.run is not None and len(res.run.results):
-                rows = rows_of(GroupSpec(collective, pair), res).assign(
-                    test_id=request.node.nodeid, launcher=inventory.nccl_tests.launcher, gid_index=collective_runs.gid_index,
-                    standin=bool(inventory.standin or res.run.standin), nccl_tests_version=res.run.version,
-                    log_path=f"logs/{res.log_path.name}")
-                results.add("network", rows.to_dict("records"))
+            record_run(results, GroupSpec(collective, pair), res, inventory, collective_runs.gid_index, request.node.nodeid)
     rows = partial_rows(results.frame("network"), collective, len(names))
     findings.check(reference_outliers.check_outliers(rows, names, k=checks.outlier_k_mad, min_drop_pct=checks.outlier_min_drop_pct))
