@@ -225,3 +225,26 @@ def test_soak_durations(text: str, seconds: float) -> None:
 def test_bad_soak_durations(text: str) -> None:
     with pytest.raises(ValueError, match="not a soak duration"):
         soak.parse_duration(text)
+
+
+def test_report_section_shows_each_rows_distance_line_rate_and_outliers(tmp_path: Path) -> None:
+    from clusterproof.findings import FindingLog
+    from clusterproof.report.reference_section import draw_soak, html_section
+
+    healthy = table("healthy-1.csv")
+    refs = calibrate([("a", healthy)], FabricClass("sandbox-standin"), min_band_pct=50)
+    lr = line_rate.fabric_line_rate({n: [100.0] for n in NODES}, standin=True)
+    four = healthy[healthy["n_nodes"] == 4]
+    log = FindingLog(tmp_path)
+    from clusterproof.network.reference import check_reference
+
+    log.append(check_reference(four, refs))
+    log.append(line_rate.check_line_rate(four, lr, None))
+    log.append(reference_outliers.check_outliers(pairs(table("slow-node03.csv")), NODES, k=3, min_drop_pct=25))
+    page = html_section(tmp_path)
+    assert page.count("% of reference") >= len(four) and "of 1x100G" in page and "stand-in facts" in page
+    assert "node03 is an outlier" in page
+    assert html_section(tmp_path / "empty") == ""
+    (tmp_path / "soak.csv").write_text((DATA / "soak-flaky-node02-0.2.csv").read_text())
+    (plot,) = draw_soak(tmp_path, tmp_path / "plots", standin=True)
+    assert plot.path.name == "soak_all_reduce.png" and plot.path.stat().st_size > 10_000
