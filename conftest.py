@@ -7,5 +7,6 @@ pytest_plugins = [
     "fixtures.ssh",
     "fixtures.rdma",
     "fixtures.nccl",
+    "fixtures.slurm",
     "fixtures.s3",
 ]
