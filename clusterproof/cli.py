@@ -1,8 +1,9 @@
 """``clusterproof``: the sandbox, the demo, reports, and the reference credentials service.
 
-    clusterproof sandbox up [--nodes 4]      start N nodes + a real Ceph RGW + the credentials service
+    clusterproof sandbox up [--nodes 4] [--slurm]   start N nodes + a real Ceph RGW + the credentials service (+ Slurm)
     clusterproof sandbox status | down
     clusterproof sandbox fault slow-link node03 | clear node03 | break-gids node02 [--mode other_index] | stop-sshd node04 ...
+    clusterproof sandbox fault stop-slurmd node03 | start-slurmd node03 | drain node02 "bad fan" | resume node02
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
     clusterproof report build reports/<run-id> [--baseline DIR]
     clusterproof report history reports/
@@ -104,16 +105,20 @@ def sandbox_up(
     rgw_port: int = 7480,
     mon_port: int = 16789,
     service_port: int = SERVICE_PORT,
+    slurm_ports: tuple[int, int] | None = None,
 ) -> Path:
     """Start the sandbox cluster, RGW and the credentials service; return the inventory path.
 
     Everything started is stopped again when any step fails. Different subnet/prefix/ports/state_dir let two
-    sandboxes (say ``make demo`` and ``make test``) run side by side.
+    sandboxes (say ``make demo`` and ``make test``) run side by side. ``slurm_ports`` (slurmctld, slurmd) also
+    starts a real Slurm and makes srun the inventory's launcher.
     """
     from clusterproof.sandbox import cluster, rgw
+    from clusterproof.sandbox.slurm import SlurmPorts
 
     t0 = time.monotonic()
-    sbx = cluster.up(nodes=nodes, state_dir=state_dir, subnet=subnet, prefix=prefix)
+    ports = SlurmPorts(*slurm_ports) if slurm_ports else None
+    sbx = cluster.up(nodes=nodes, state_dir=state_dir, subnet=subnet, prefix=prefix, slurm=ports)
     try:
         if with_storage:
             info = rgw.start(state_dir / "rgw", port=rgw_port, mon_port=mon_port)
@@ -136,7 +141,8 @@ def sandbox_up(
     except BaseException:
         sandbox_down(state_dir)
         raise
-    print(f"sandbox: {len(sbx.nodes)} nodes{' + RGW' if with_storage else ''} up in {time.monotonic() - t0:.1f} s")
+    extras = (" + RGW" if with_storage else "") + (" + Slurm (srun --mpi=pmix)" if ports else "")
+    print(f"sandbox: {len(sbx.nodes)} nodes{extras} up in {time.monotonic() - t0:.1f} s")
     for n in sbx.nodes:
         print(f"  {n.name}  {n.ip}")
     print(f"inventory: {sbx.inventory_path}")
@@ -158,10 +164,11 @@ def sandbox_down(state_dir: Path) -> None:
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from clusterproof.sandbox import cluster, faults
+    from clusterproof.sandbox import slurm as sandbox_slurm
 
     state_dir = _state_dir(args)
     if args.action == "up":
-        sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage)
+        sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage, slurm_ports=(6817, 6818) if args.slurm else None)
     elif args.action == "down":
         sandbox_down(state_dir)
     elif args.action == "status":
@@ -177,6 +184,10 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             "restore-gids": lambda: faults.restore_gid_table(sbx, node),
             "stop-sshd": lambda: faults.stop_sshd(sbx, node),
             "start-sshd": lambda: faults.start_sshd(sbx, node),
+            "stop-slurmd": lambda: sandbox_slurm.stop_slurmd(sbx, node),
+            "start-slurmd": lambda: sandbox_slurm.start_slurmd(sbx, node),
+            "drain": lambda: sandbox_slurm.drain(sbx, node, " ".join(args.reason) or "clusterproof sandbox fault"),
+            "resume": lambda: sandbox_slurm.resume(sbx, node),
         }
         print(actions[kind]())  # each fault says what it actually applied
     return 0
@@ -238,11 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     up = sba.add_parser("up")
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--no-storage", action="store_true", help="nodes only, no RGW")
+    up.add_argument("--slurm", action="store_true", help="also a real Slurm: munged, slurmctld on node01, slurmd on every node")
     sba.add_parser("down")
     sba.add_parser("status")
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
-    fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd"])
+    fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd",
+                                        "stop-slurmd", "start-slurmd", "drain", "resume"])
     fault.add_argument("node")
+    fault.add_argument("reason", nargs="*", help="drain: the reason Slurm records")
     fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
     fault.add_argument("--rate", default="160mbit", help="slow-link rate (tc); 160mbit is ~0.02 GB/s")
     fault.add_argument("--delay", default="1ms", help="slow-link delay (needs netem in the kernel)")

@@ -46,7 +46,7 @@ class SlurmSettings:
     job_id: str | None = None  # SLURM_JOB_ID of the allocation the nodes came from
 
     def srun_options(self) -> list[str]:
-        """``-p/-A/--reservation/--constraint/--exclude`` options for every srun (only the ones that are set)."""
+        """``-p/-A/--reservation/--constraint/--exclude/--jobid`` options for every srun (only the ones that are set)."""
         out = []
         for flag, value in (("--partition", self.partition), ("--account", self.account),
                             ("--reservation", self.reservation), ("--constraint", self.constraints)):
@@ -54,6 +54,8 @@ class SlurmSettings:
                 out.append(f"{flag}={value}")
         if self.exclude:
             out.append(f"--exclude={NodeSet.fromlist(self.exclude)}")
+        if self.job_id:  # a step of the allocation the nodes came from, also when srun runs over SSH on the head
+            out.append(f"--jobid={self.job_id}")
         return out
 
 
