@@ -193,24 +193,54 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_suites(inventory: Path, extra: Sequence[str] = (), reports_dir: str = "reports") -> int:
-    """Run every suite against ``inventory`` in a child pytest; return its exit code."""
-    cmd = [sys.executable, "-m", "pytest", "suites", "--cluster", str(inventory), "--reports-dir", reports_dir, "-p", "no:cacheprovider", *extra]
+def run_suites(inventory: Path, extra: Sequence[str] = (), reports_dir: str = "reports", paths: Sequence[str] = ("suites",)) -> int:
+    """Run the suites (``paths``) against ``inventory`` in a child pytest; return its exit code."""
+    cmd = [sys.executable, "-m", "pytest", *paths, "--cluster", str(inventory), "--reports-dir", reports_dir, "-p", "no:cacheprovider", *extra]
     print("+ " + " ".join(cmd), flush=True)
     return subprocess.call(cmd)
 
 
+def _launcher_rows(runs: Sequence[Path]) -> list[str]:
+    """One line per (run, launcher): how many network rows it produced and how many passed."""
+    import pandas as pd
+
+    lines = []
+    for run in runs:
+        path = run / "results.parquet"
+        if not path.is_file():
+            continue
+        df = pd.read_parquet(path)
+        for launcher, rows in (df.groupby("launcher") if len(df) else []):
+            passed = int((rows["verdict"] == "pass").sum()) if "verdict" in rows else 0
+            lines.append(f"  {launcher:<7} {len(rows):>4} rows, {passed:>4} pass   {run / 'index.html'}")
+    return lines
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
-    inventory = sandbox_up(args.nodes, state_dir)
+    with_slurm = os.access("/usr/sbin/slurmctld", os.X_OK) and not args.no_slurm
+    inventory = sandbox_up(args.nodes, state_dir, slurm_ports=(6817, 6818) if with_slurm else None)
+    reports = Path("reports")
+    before = {p.name for p in reports.iterdir()} if reports.is_dir() else set()
     try:
+        rc = 0
+        if with_slurm:  # the network suite once through mpirun; then every suite through srun (reports/latest)
+            doc = yaml.safe_load(inventory.read_text())
+            doc["nccl_tests"]["launcher"] = "mpirun"
+            mpirun_inventory = inventory.with_name("inventory-mpirun.yaml")
+            mpirun_inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+            rc = run_suites(mpirun_inventory, args.pytest_args or [], paths=["suites/network"])
         # Node and storage tests spread over the workers; fabric tests stay together on one (xdist_group).
-        rc = run_suites(inventory, args.pytest_args or ["-n", "auto"])
+        rc = run_suites(inventory, args.pytest_args or ["-n", "auto"]) or rc
     finally:
         if not args.keep:
             sandbox_down(state_dir)
-    latest = Path("reports/latest")
+    latest = reports / "latest"
     print(f"\nreport: {latest / 'index.html'}\nsummary: {latest / 'summary.md'}")
+    if with_slurm and reports.is_dir():
+        runs = sorted(p for p in reports.iterdir() if p.name not in before and p.is_dir() and not p.is_symlink())
+        print("network rows by launcher (the launcher column of each run's results.parquet / results.csv):")
+        print("\n".join(_launcher_rows(runs)))
     print("(numbers come from the sandbox's CPU stand-in for nccl-tests, not from GPUs)")
     return rc
 
@@ -265,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="sandbox up, every suite, reports/latest/, sandbox down")
     demo.add_argument("--nodes", type=int, default=4)
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
+    demo.add_argument("--no-slurm", action="store_true", help="no Slurm: every suite through mpirun only")
     demo.add_argument("--state-dir", default=None)
     demo.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     demo.set_defaults(func=_cmd_demo)
