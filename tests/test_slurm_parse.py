@@ -201,3 +201,28 @@ def test_srun_facts_are_split_per_node_by_srun_labels() -> None:
     assert split_labelled(out) == {"n1": "a\nc", "n2": "b"}
     with pytest.raises(ParseError, match="srun task 0 printed no node name"):
         split_labelled("0: hello\n")
+
+
+def test_cli_knows_the_slurm_sandbox_and_its_faults() -> None:
+    from clusterproof.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["sandbox", "up", "--slurm"]).slurm is True
+    args = p.parse_args(["sandbox", "fault", "drain", "node02", "bad", "fan"])
+    assert (args.kind, args.node, " ".join(args.reason)) == ("drain", "node02", "bad fan")
+    for kind in ("stop-slurmd", "start-slurmd", "resume"):
+        assert p.parse_args(["sandbox", "fault", kind, "node03"]).kind == kind
+    assert p.parse_args(["demo", "--no-slurm"]).no_slurm is True
+
+
+def test_sandbox_inventory_with_slurm_uses_srun_in_the_sandbox_partition(tmp_path: Path) -> None:
+    from clusterproof.sandbox.cluster import _inventory_doc, _plan
+    from clusterproof.sandbox.slurm import PARTITION, SlurmPorts, _conf
+
+    c = _plan(4, tmp_path / "sbx", "192.168.139", "c13_u")
+    inv = parse_inventory(_inventory_doc(c, None, with_slurm=True), "sandbox.yaml")
+    assert inv.nccl_tests.launcher == "srun" and inv.slurm is not None and inv.slurm.partition == PARTITION
+    conf = _conf(c, SlurmPorts(21398, 21399))
+    assert "SlurmctldHost=node01(192.168.139.11)" in conf and "SlurmctldPort=21398" in conf and "SlurmdPort=21399" in conf
+    assert f"PartitionName={PARTITION} Nodes=ALL" in conf and conf.count("\nNodeName=") == 4
+    assert "MailProg=/bin/true" in conf and f"AuthInfo=socket={c.state_dir}/munge/munge.socket.2" in conf
