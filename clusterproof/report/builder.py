@@ -10,6 +10,7 @@ from pathlib import Path
 from clusterproof.report import html as html_page
 from clusterproof.report import markdown as md_page
 from clusterproof.report.baseline import BaselineDiff, compare, load_baseline
+from clusterproof.report.datapath_plot import datapath_plots
 from clusterproof.report.pagedata import PageData
 from clusterproof.report.plots import Plot, draw_all
 from clusterproof.report.scorecard import FAIL, PASS, Criterion, check_line, score
@@ -108,6 +109,7 @@ def build(outdir: Path, baseline: Path | None = None, tolerance_pct: float = 5.0
     data = read_run_data(outdir)
     diff = compare(data.network, load_baseline(Path(baseline)), tolerance_pct) if baseline is not None else None
     plots = draw_all(data.network, outdir / "plots", data.standin, data.meta.cluster, list(data.meta.nodes))
+    plots += datapath_plots(outdir)
     # The pages cannot be scanned before they exist: write them from a scan of everything else, then scan the
     # whole directory, pages included, and write them again with that result (a leak in a page shows there).
     scan = scan_dir(outdir, skip=[outdir / HTML_NAME, outdir / MD_NAME, outdir / JSON_NAME])

@@ -422,6 +422,39 @@ def _read_info(state_dir: Path) -> RgwInfo:
     )
 
 
+def restart_gateway(state_dir: Path, timeout_s: float = 60.0) -> str:
+    """Restart radosgw alone (mon and OSD keep running): SIGTERM, SIGKILL after 10 s, start it again with the
+    same configuration, wait until it answers HTTP.
+
+    Returns:
+        What happened, e.g. ``"radosgw pid 1234 -> 1300: down 1.42 s"``.
+    Raises:
+        SandboxError: no RGW of ours runs in ``state_dir``, or the new radosgw did not answer in time.
+    """
+    state_dir = Path(state_dir).resolve()
+    conf = state_dir / "ceph.conf"
+    old = _recorded_pid(state_dir, "rgw")
+    if old is None or not _ours(old, conf):
+        raise SandboxError(f"no radosgw of ours runs in {state_dir}")
+    endpoint = json.loads((state_dir / "rgw.json").read_text())["endpoint"]
+    t0 = time.monotonic()
+    os.kill(old, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _running(old) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _running(old):
+        os.kill(old, signal.SIGKILL)
+        while _running(old):
+            time.sleep(0.05)
+    new = _spawn(state_dir, "rgw", ["radosgw", "-c", str(conf), "-f", "-n", "client.rgw.a"])
+    deadline = time.monotonic() + timeout_s
+    while not _answers(endpoint):
+        if not _running(new) or time.monotonic() > deadline:
+            raise SandboxError(f"radosgw did not come back on {endpoint}\n{_log_tail(state_dir)}")
+        time.sleep(0.05)
+    return f"radosgw pid {old} -> {new}: down {time.monotonic() - t0:.2f} s"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m clusterproof.sandbox.rgw start|stop|status --state-dir DIR``; prints no secret."""
     ap = argparse.ArgumentParser(prog="python -m clusterproof.sandbox.rgw", description=__doc__.splitlines()[0])
