@@ -217,7 +217,7 @@ def _rolling_restart(state_dir: Path, what: str) -> int:
     else:
         for line in credentials.rolling_restart(state_dir, read_env_file(state_dir / "secrets.env")):
             print(line)
-    print(f"rolling restart of {what}: done in {time.monotonic() - t0:.2f} s")
+    print(f"rolling restart of {what} finished after {time.monotonic() - t0:.2f} s")
     return 0
 
 
