@@ -37,7 +37,7 @@ def figure(rows: pd.DataFrame) -> Drawn | None:
                     marker="osD^v<>"[concs.index(int(conc)) % 7], linestyle="-" if clients == "head" else "--",
                     label=f"{issuer} {clients} x{conc}")
         ax.set_xscale("log", base=2)
-        ticks, labels = size_ticks(sorted({int(s) for s in data["size_bytes"]}))
+        ticks, labels = size_ticks(sorted({int(str(s)) for s in data["size_bytes"]}))
         ax.set_xticks(ticks, labels)
         ax.set_title(op.upper())
         ax.set_xlabel("object size")
