@@ -34,7 +34,7 @@ def figure(rows: pd.DataFrame) -> Drawn | None:
             g = g.sort_values("size_bytes")
             # colour: issuer; line: head (solid) or every node (dashed); marker: concurrency
             ax.plot(g["size_bytes"], g["gbs"], color=PALETTE[issuers.index(str(issuer)) % len(PALETTE)],
-                    marker="osD^v<>"[concs.index(int(conc)) % 7], linestyle="-" if clients == "head" else "--",
+                    marker="osD^v<>"[concs.index(int(str(conc))) % 7], linestyle="-" if clients == "head" else "--",
                     label=f"{issuer} {clients} x{conc}")
         ax.set_xscale("log", base=2)
         ticks, labels = size_ticks(sorted({int(str(s)) for s in data["size_bytes"]}))

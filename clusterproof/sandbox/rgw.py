@@ -9,7 +9,8 @@ and its keys go to ``state_dir/admin.env`` (mode 0600) as ``CP_RGW_ADMIN_ACCESS_
 STS is enabled with a short minimum session duration (read by RGW only at start) so expiry is testable in seconds.
 
 Command line (for scripts that may not import the sandbox, e.g. bench/):
-``python -m clusterproof.sandbox.rgw start|stop|status --state-dir DIR [--port N] [--mon-port N]``.
+``python -m clusterproof.sandbox.rgw start|stop|status|restart --state-dir DIR [--port N] [--mon-port N]``
+(``restart``: radosgw alone, mon and OSD keep running).
 """
 
 from __future__ import annotations
@@ -458,7 +459,7 @@ def restart_gateway(state_dir: Path, timeout_s: float = 60.0) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m clusterproof.sandbox.rgw start|stop|status --state-dir DIR``; prints no secret."""
     ap = argparse.ArgumentParser(prog="python -m clusterproof.sandbox.rgw", description=__doc__.splitlines()[0])
-    ap.add_argument("action", choices=("start", "stop", "status"))
+    ap.add_argument("action", choices=("start", "stop", "status", "restart"))
     ap.add_argument("--state-dir", type=Path, required=True)
     ap.add_argument("--port", type=int, default=7480)
     ap.add_argument("--mon-port", type=int, default=16789)
@@ -470,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({"endpoint": info.endpoint, "secrets_file": str(info.secrets_file), "pids": info.pids}))
         elif args.action == "stop":
             print("\n".join(stop(args.state_dir)) or "nothing to stop")
+        elif args.action == "restart":
+            print(restart_gateway(args.state_dir))
         else:
             st = status(args.state_dir)
             print(st)

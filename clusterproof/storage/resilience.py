@@ -179,7 +179,7 @@ class FlowRunner:
         else:
             with_retries(flow, "revoke", lambda: self.issuer.revoke(cred))
         if said_gone and self._works(flow, c, prefix + "after"):
-            flow.wrong.append(f"{cred.id}: still works after the API said it was {flow.kind}ed")
+            flow.wrong.append(f"{cred.id}: still works after the API said it was {'revoked' if flow.kind == 'revoke' else 'reaped'}")
         c.close()
 
     def run(self, disruption: Sequence[str], runs: int = 1, rate_per_s: float = 4.0, workers: int = 4,
