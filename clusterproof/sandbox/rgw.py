@@ -321,6 +321,11 @@ rgw sts key = {sts_key}
 rgw s3 auth use sts = true
 # Read only at startup: lets tests request STS sessions of a few seconds.
 rgw sts min session duration = {sts_min_duration}
+# Deleted objects' data (every tail past the first 4 MiB, multipart parts) waits for RGW's garbage collector,
+# by default 2 h and then hourly: the data-path tests would fill the 2 GiB memstore OSD. Collect at once.
+rgw gc obj min wait = 0
+rgw gc processor period = 2
+rgw gc processor max time = 2
 """
 
 
