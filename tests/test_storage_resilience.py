@@ -106,3 +106,20 @@ def test_a_revoke_that_does_nothing_is_caught(rgw: sandbox_rgw.RgwInfo, rgw_admi
     assert any("still works after the API said it was revoked" in m for m in messages)
     assert any("left after every flow ended" in m for m in messages)
     assert temp_ids(rgw_admin, scope) == [], "the leftovers were not removed afterwards"
+
+
+def test_two_cleanups_at_once_through_haproxy_never_both_report_an_id(service: tuple[Path, str, str],
+                                                                      rgw_bucket: object) -> None:  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    _, url, token = service
+    issuer, bucket = HttpIssuer(url, token), rgw_bucket()  # type: ignore[operator]
+    for n in range(5):
+        customer = f"cpt-twice{n}-{os.urandom(3).hex()}"
+        creds = [issuer.issue(customer, bucket, f"p{i}/", 600) for i in range(3)]
+        later = creds[-1].expires_at + timedelta(hours=1)
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(lambda _, c=customer, t=later: issuer.reap(c, t), range(2))
+        assert set(first) | set(second) == {c.id for c in creds}
+        assert not set(first) & set(second), f"both cleanups reported {set(first) & set(second)}"

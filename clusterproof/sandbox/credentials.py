@@ -34,6 +34,11 @@ from clusterproof.sandbox import procs
 
 REPLICAS = 2
 BACKEND = "replicas"
+#: Cleanups of one customer always go to the same replica (consistent hash of the path), so two overlapping cron
+#: runs are serialised by that replica's in-process claim and never both report an id; the other replica takes
+#: over while one is drained.
+CLEANUP_BACKEND = "cleanups"
+BACKENDS = (BACKEND, CLEANUP_BACKEND)
 HAPROXY = "/usr/sbin/haproxy"
 
 
@@ -97,11 +102,21 @@ defaults
 
 frontend credentials
     bind 127.0.0.1:{front_port}
+    use_backend {CLEANUP_BACKEND} if {{ path_end /cleanup }}
     default_backend {BACKEND}
 
 backend {BACKEND}
     balance roundrobin
     # One request per server connection: a replica that is shutting down has no idle keep-alive to lose.
+    option http-server-close
+    option httpchk GET /healthz
+    http-check expect status 200
+    default-server check inter 250ms fall 2 rise 1
+{servers}
+
+backend {CLEANUP_BACKEND}
+    balance uri
+    hash-type consistent
     option http-server-close
     option httpchk GET /healthz
     http-check expect status 200
@@ -264,15 +279,19 @@ def _stat_rows(state_dir: Path) -> list[dict[str, str]]:
 
 def server_states(state_dir: Path) -> dict[str, str]:
     """Replica name (r1, r2) -> HAProxy's status (UP, DOWN, DRAIN, MAINT...)."""
-    return {r["svname"]: r["status"] for r in _stat_rows(state_dir)
-            if r.get("pxname") == BACKEND and r.get("svname") not in ("FRONTEND", "BACKEND")}
+    states: dict[str, str] = {}
+    for r in _stat_rows(state_dir):
+        if r.get("pxname") in BACKENDS and r.get("svname") not in ("FRONTEND", "BACKEND"):
+            name = r["svname"]
+            states[name] = r["status"] if states.get(name, "UP") == "UP" else states[name]
+    return states
 
 
 def _sessions(state_dir: Path, server: str) -> int:
-    for r in _stat_rows(state_dir):
-        if r.get("pxname") == BACKEND and r.get("svname") == server:
-            return int(r.get("scur") or 0)
-    raise SandboxError(f"HAProxy has no server {server} in backend {BACKEND}")
+    rows = [r for r in _stat_rows(state_dir) if r.get("pxname") in BACKENDS and r.get("svname") == server]
+    if not rows:
+        raise SandboxError(f"HAProxy has no server {server} in backends {', '.join(BACKENDS)}")
+    return sum(int(r.get("scur") or 0) for r in rows)
 
 
 def rolling_restart(state_dir: Path, secrets_env: dict[str, str]) -> list[str]:
@@ -291,7 +310,8 @@ def rolling_restart(state_dir: Path, secrets_env: dict[str, str]) -> list[str]:
     for i, port in enumerate(state["replica_ports"], 1):
         name, t0 = f"r{i}", time.monotonic()
         old = state["replica_pids"][i - 1]
-        _runtime(state_dir, f"set server {BACKEND}/{name} state drain")
+        for backend in BACKENDS:
+            _runtime(state_dir, f"set server {backend}/{name} state drain")
         _wait(f"replica {name} to drain", lambda n=name: _sessions(state_dir, n) == 0, 60)
         drained = time.monotonic() - t0
         if _ours(old, b"serve-credentials"):
@@ -305,7 +325,8 @@ def rolling_restart(state_dir: Path, secrets_env: dict[str, str]) -> list[str]:
         state["replica_pids"][i - 1] = new
         _write_state(state_dir, state)
         _wait(f"replica {name} (pid {new}) to answer /healthz", lambda p=port: _healthy(p), 30, new)
-        _runtime(state_dir, f"set server {BACKEND}/{name} state ready")
+        for backend in BACKENDS:
+            _runtime(state_dir, f"set server {backend}/{name} state ready")
         _wait(f"replica {name} UP in HAProxy", lambda n=name: server_states(state_dir).get(n) == "UP", 15)
         lines.append(f"replica {name}: drained in {drained:.2f} s, pid {old} -> {new}, UP again after "
                      f"{time.monotonic() - t0:.2f} s")
