@@ -1,9 +1,12 @@
-"""Storage speed goals: the whole storage suite with ``-n 4`` (target: under 60 s) and a reaped credential denied
-on the very next request (time from the start of the reap to the first denied request).
+"""Storage speed goals: the whole storage suite with ``-n 4`` (target: under 60 s), a reaped credential denied
+on the very next request (time from the start of the reap to the first denied request), and the data-path
+harness's overhead: the suite's client (``clusterproof.storage.datapath``, digest per object) against a plain boto3
+loop doing the same PUTs and GETs with the same credential, as a ratio (goal <= 1.05; exit 1 on a miss).
 
     python bench/storage.py                       # starts its own RGW + credential service, stops them after
     python bench/storage.py --cluster inv.yaml    # an existing sandbox or cluster inventory with a storage section
     python bench/storage.py --skip-suite --repeat 20
+    python bench/storage.py --skip-suite --repeat 0 --datapath-rounds 5    # only the data-path overhead
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from clusterproof.inventory import StorageSettings, load_inventory, read_env_file
+from clusterproof.inventory_storage import PerformanceSettings
 from clusterproof.storage import (
     CredentialIssuer,
     HttpIssuer,
@@ -36,11 +40,18 @@ from clusterproof.storage import (
     StsIssuer,
     s3_client,
 )
+from clusterproof.storage import datapath as dp
 from clusterproof.storage.cleanup import delete_bucket
 from clusterproof.storage.matrix import ALLOW, DENY, attempt
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_TARGET_S = 60.0
+OVERHEAD_GOAL = 1.05
+#: The transfers both sides make: sizes up to the part size (boto3's put_object sends one request, like the
+#: harness below its multipart threshold), each at two concurrencies.
+BENCH_SIZES = (1 << 20, 4 << 20, 16 << 20)
+BENCH_CONCURRENCY = (1, 4)
+BENCH_OBJECTS = 4
 
 
 def _free_port() -> int:
@@ -138,12 +149,79 @@ def reap_to_denial(issuer: CredentialIssuer, storage: StorageSettings, bucket: s
     return runs
 
 
+def _threads(n: int, fn: object) -> float:
+    import threading
+
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        fn(i)  # type: ignore[operator]
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def boto3_loop(cred: object, storage: StorageSettings, bucket: str) -> float:
+    """Seconds of PUT and GET phases of a plain boto3 loop over the same steps (one client per thread)."""
+    total = 0.0
+    for size in BENCH_SIZES:
+        body = os.urandom(size)
+        for conc in BENCH_CONCURRENCY:
+            clients = [s3_client(storage.endpoint, region=storage.region, **cred.client_kwargs())  # type: ignore[attr-defined]
+                       for _ in range(conc)]
+            keys = [[f"{cred.prefix}boto3/s{size}-c{conc}/t{t}-{i}" for i in range(BENCH_OBJECTS)]  # type: ignore[attr-defined]
+                    for t in range(conc)]
+            total += _threads(conc, lambda t, c=clients, ks=keys, b=body: [
+                c[t].put_object(Bucket=bucket, Key=k, Body=b) for k in ks[t]])
+            total += _threads(conc, lambda t, c=clients, ks=keys: [
+                c[t].get_object(Bucket=bucket, Key=k)["Body"].read() for k in ks[t]])
+            for t in range(conc):
+                for k in keys[t]:
+                    clients[t].delete_object(Bucket=bucket, Key=k)
+    return total
+
+
+def harness(cred: object, storage: StorageSettings) -> float:
+    """Seconds of the PUT and GET phases the suite's data-path client measured over the same steps."""
+    perf = PerformanceSettings(sizes=BENCH_SIZES, concurrency=BENCH_CONCURRENCY, objects=BENCH_OBJECTS,
+                               part_size=max(BENCH_SIZES), list_keys=0)
+    job = dp.make_job(cred, storage.endpoint, storage.region, perf, "bench", dp.plan(perf, 1))  # type: ignore[arg-type]
+    answer = dp.run_local(job)
+    if answer["errors"]:
+        raise SystemExit(f"bench: the data-path client reported errors: {answer['errors'][:3]}")
+    return sum(float(ph["wall_s"]) for ph in answer["phases"] if ph["op"] in ("put", "get"))
+
+
+def datapath_overhead(issuer: CredentialIssuer, storage: StorageSettings, bucket: str, rounds: int) -> float:
+    """Median of ``rounds`` ratios harness / boto3 (alternating which goes first); prints each round."""
+    cred = issuer.issue(f"cpb-dp-{secrets.token_hex(3)}", bucket, "dp/", 3600)
+    ratios = []
+    try:
+        for i in range(rounds):
+            if i % 2:
+                plain, ours = boto3_loop(cred, storage, bucket), harness(cred, storage)
+            else:
+                ours, plain = harness(cred, storage), boto3_loop(cred, storage, bucket)
+            ratios.append(ours / plain)
+            print(f"  round {i + 1}: harness {ours:.3f} s, plain boto3 loop {plain:.3f} s -> ratio {ours / plain:.3f}")
+    finally:
+        issuer.revoke(cred)
+    return statistics.median(ratios)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cluster", help="inventory with a storage section (default: start an own RGW)")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=10, help="reap measurements per issuer kind")
     ap.add_argument("--skip-suite", action="store_true", help="only measure reap -> denial")
+    ap.add_argument("--datapath-rounds", type=int, default=3, help="data-path overhead rounds (0: skip)")
     args = ap.parse_args()
     with (own_storage() if not args.cluster else _existing(Path(args.cluster))) as inventory:
         inv = load_inventory(inventory)
@@ -164,8 +242,18 @@ def main() -> int:
         admin = RgwAdminSession(storage.endpoint, access, secret, region=storage.region)
         bucket = f"cpb-reap-{secrets.token_hex(4)}"
         admin.s3.create_bucket(Bucket=bucket)
+        missed = False
         try:
+            if args.datapath_rounds:
+                mb = sum(BENCH_SIZES) * sum(BENCH_CONCURRENCY) * BENCH_OBJECTS / 1e6
+                print(f"data-path harness overhead ({mb:.0f} MB up and down per side per round, rgw-user credential):")
+                ratio = datapath_overhead(kinds["rgw-user"], storage, bucket, args.datapath_rounds)
+                missed = ratio > OVERHEAD_GOAL
+                print(f"data-path harness / plain boto3: ratio {ratio:.3f} (goal <= {OVERHEAD_GOAL}) "
+                      f"{'MISSED' if missed else 'met'}")
             for kind, issuer in kinds.items():
+                if not args.repeat:
+                    break
                 runs = reap_to_denial(issuer, storage, bucket, args.repeat)
                 reap_ms = statistics.median(r[0] for r in runs) * 1000
                 first_ms = statistics.median(r[1] for r in runs) * 1000
@@ -179,7 +267,7 @@ def main() -> int:
             if isinstance(sts, StsIssuer):
                 sts.remove_assumer()
             delete_bucket(admin.s3, bucket)
-    return 0
+    return 1 if missed else 0
 
 
 @contextmanager

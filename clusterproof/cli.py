@@ -2,6 +2,7 @@
 
     clusterproof sandbox up [--nodes 4] [--slurm]   start N nodes + a real Ceph RGW + the credentials service (+ Slurm)
     clusterproof sandbox status | down
+    clusterproof sandbox rolling-restart credentials | rgw   restart the API replicas one at a time, or the RGW
     clusterproof sandbox fault slow-link node03 | clear node03 | break-gids node02 [--mode other_index] | stop-sshd node04 ...
     clusterproof sandbox fault stop-slurmd node03 | start-slurmd node03 | drain node02 "bad fan" | resume node02
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
@@ -115,7 +116,7 @@ def sandbox_up(
     sandboxes (say ``make demo`` and ``make test``) run side by side. ``slurm_ports`` (slurmctld, slurmd) also
     starts a real Slurm and makes srun the inventory's launcher.
     """
-    from clusterproof.sandbox import cluster, rgw
+    from clusterproof.sandbox import cluster, credentials, rgw
     from clusterproof.sandbox.slurm import SlurmPorts
 
     t0 = time.monotonic()
@@ -134,10 +135,11 @@ def sandbox_up(
             fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.writelines(f"{k}={v}\n" for k, v in admin.items())
-            _, url = _start_service(state_dir, info.endpoint, admin, service_port)
+            service = credentials.start(state_dir, info.endpoint, admin, service_port, rgw_port, node_bind=f"{subnet}.1")
             doc = yaml.safe_load(sbx.inventory_path.read_text())
-            doc["storage"] = rgw.storage_inventory_section(info, http_base_url=url)
+            doc["storage"] = rgw.storage_inventory_section(info, http_base_url=service.url)
             doc["storage"]["http_token_env"] = CREDENTIALS_TOKEN_ENV
+            doc["storage"].update(sandbox_storage_extras(state_dir, service.node_rgw_endpoint))
             doc["env_file"] = str(secrets_file)
             sbx.inventory_path.write_text(yaml.safe_dump(doc, sort_keys=False))
     except BaseException:
@@ -152,9 +154,32 @@ def sandbox_up(
     return sbx.inventory_path
 
 
-def sandbox_down(state_dir: Path) -> None:
-    from clusterproof.sandbox import cluster, rgw
+def sandbox_storage_extras(state_dir: Path, node_endpoint: str | None) -> dict[str, object]:
+    """The sandbox inventory's data-path and resilience settings: sizes for a memstore OSD (2 GiB, in RAM), and
+    the two disruptions, each a command a provider would write its own way (``kubectl rollout restart ...``)."""
+    me = [sys.executable, "-m", "clusterproof.cli", "sandbox", "--state-dir", str(state_dir), "rolling-restart"]
+    return {
+        "node_endpoint": node_endpoint,
+        "performance": {
+            # Measured on this 2-core machine (memstore RGW, other jobs running): PUT 0.08-0.11 GB/s, GET
+            # 0.2-0.5 GB/s from 1M up; the limits sit ~10x below, to catch a broken path, not to rank a laptop.
+            "sizes": ["4K", "1M", "16M", "256M"], "node_sizes": ["4K", "1M", "16M"], "concurrency": [1, 4],
+            "objects": 1, "part_size": "16M", "list_keys": 300, "max_inflight_bytes": "512M", "deadline_s": 300,
+            "thresholds": {"1M": {"min_put_gbs": 0.005, "min_get_gbs": 0.005, "max_p99_ms": 30000}},
+        },
+        "disruption_command": [*me, "credentials"],
+        "disruption_runs": 1,
+        # Not set: an RGW restart takes the storage away from every test running beside it. Run it alone:
+        # storage.rgw_restart_command: [..., "rolling-restart", "rgw"] and `pytest -k rgw_restart`.
+        "race_rounds": 2,
+    }
 
+
+def sandbox_down(state_dir: Path) -> None:
+    from clusterproof.sandbox import cluster, credentials, rgw
+
+    for line in credentials.stop(state_dir):
+        print(line)
     for line in _stop_service(state_dir):
         print(line)
     if (state_dir / "rgw").exists():
@@ -173,6 +198,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage, slurm_ports=(6817, 6818) if args.slurm else None)
     elif args.action == "down":
         sandbox_down(state_dir)
+    elif args.action == "rolling-restart":
+        return _rolling_restart(state_dir, args.what)
     elif args.action == "status":
         st = cluster.status(state_dir)
         print(yaml.safe_dump(st, sort_keys=False) if st else f"no sandbox in {state_dir}")
@@ -197,6 +224,20 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             "resume": lambda: sandbox_slurm.resume(sbx, node),
         }
         print(actions[kind]())  # each fault says what it actually applied
+    return 0
+
+
+def _rolling_restart(state_dir: Path, what: str) -> int:
+    from clusterproof.inventory import read_env_file
+    from clusterproof.sandbox import credentials, rgw
+
+    t0 = time.monotonic()
+    if what == "rgw":
+        print(rgw.restart_gateway(state_dir / "rgw"))
+    else:
+        for line in credentials.rolling_restart(state_dir, read_env_file(state_dir / "secrets.env")):
+            print(line)
+    print(f"rolling restart of {what} finished after {time.monotonic() - t0:.2f} s")
     return 0
 
 
@@ -300,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--slurm", action="store_true", help="also a real Slurm: munged, slurmctld on node01, slurmd on every node")
     sba.add_parser("down")
     sba.add_parser("status")
+    rr = sba.add_parser("rolling-restart", help="restart the credential API replicas one at a time (graceful), or the RGW")
+    rr.add_argument("what", choices=["credentials", "rgw"])
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
     fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd",
                                         "flaky", "clear-flaky", "slow-node", "clear-slow-node",

@@ -32,6 +32,7 @@ from clusterproof.fields import (
     as_text,
     one_of,
 )
+from clusterproof.inventory_storage import PerformanceSettings, read_command, read_performance
 from clusterproof.network.reference_config import (
     NetworkChecks,
     ReferenceSettings,
@@ -132,6 +133,16 @@ class StorageSettings:
     http_base_url: str | None = None
     http_token_env: str | None = None
     max_ttl_s: int = 604800
+    #: The endpoint as the cluster nodes reach it (a load balancer's address); None: the same as ``endpoint``.
+    node_endpoint: str | None = None
+    performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+    #: argv run while the resilience flows run (e.g. a provider's ``kubectl rollout restart ...``); () = none.
+    disruption_command: tuple[str, ...] = ()
+    disruption_runs: int = 1
+    #: argv that restarts the RGW itself during the flows; () = that scenario is not tested.
+    rgw_restart_command: tuple[str, ...] = ()
+    #: How many rounds each race of ``suites/storage/test_races.py`` runs.
+    race_rounds: int = 3
 
     def env_value(self, attr: str) -> str | None:
         """Read the secret held in the environment variable that field ``attr`` names."""
@@ -309,7 +320,8 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
     if raw is None:
         return None
     p = "storage"
-    m = r.mapping(raw, p, {"endpoint", "region", "issuers", "admin_access_key_env", "admin_secret_key_env", "http_base_url", "http_token_env", "max_ttl_s"}, {"endpoint"})
+    m = r.mapping(raw, p, {"endpoint", "region", "issuers", "admin_access_key_env", "admin_secret_key_env", "http_base_url", "http_token_env", "max_ttl_s",
+                           "node_endpoint", "performance", "disruption_command", "disruption_runs", "rgw_restart_command", "race_rounds"}, {"endpoint"})
     issuers = r.get(m, "issuers", p, as_str_list, ("rgw-user",))
     for kind in issuers:
         if kind not in ISSUER_KINDS:
@@ -323,7 +335,15 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
         http_base_url=r.get(m, "http_base_url", p, as_text, None),  # type: ignore[arg-type]
         http_token_env=r.get(m, "http_token_env", p, as_env_name, None),  # type: ignore[arg-type]
         max_ttl_s=r.get(m, "max_ttl_s", p, as_int(1), 604800),
+        node_endpoint=r.get(m, "node_endpoint", p, as_text, None),  # type: ignore[arg-type]
+        performance=read_performance(r, m.get("performance")),
+        disruption_command=read_command(r, m.get("disruption_command"), f"{p}.disruption_command"),
+        disruption_runs=r.get(m, "disruption_runs", p, as_int(1, 100), 1),
+        rgw_restart_command=read_command(r, m.get("rgw_restart_command"), f"{p}.rgw_restart_command"),
+        race_rounds=r.get(m, "race_rounds", p, as_int(1, 1000), 3),
     )
+    if s.node_endpoint and not s.node_endpoint.startswith(("http://", "https://")):
+        r.problem(f"{p}.node_endpoint", f"expected an http:// or https:// URL, got {s.node_endpoint!r}")
     if s.endpoint and not s.endpoint.startswith(("http://", "https://")):
         r.problem(f"{p}.endpoint", f"expected an http:// or https:// URL, got {s.endpoint!r}")
     if {"rgw-user", "sts"} & set(issuers) and not (s.admin_access_key_env and s.admin_secret_key_env):

@@ -18,6 +18,7 @@ from clusterproof.findings import FINDINGS_DIR, RunVerdict, judge, read_findings
 from clusterproof.report import html as html_page
 from clusterproof.report import markdown as md_page
 from clusterproof.report.baseline import BaselineDiff, compare, load_baseline
+from clusterproof.report.datapath_plot import datapath_plots
 from clusterproof.report.pagedata import PageData
 from clusterproof.report.plots import Plot, draw_all
 from clusterproof.report.reference_section import draw_soak
@@ -113,6 +114,7 @@ def build(outdir: Path, baseline: Path | None = None, tolerance_pct: float = 5.0
         record_baseline(outdir, diff)
     plots = draw_all(data.network, outdir / "plots", data.standin, data.meta.cluster, list(data.meta.nodes))
     plots += draw_soak(outdir, outdir / "plots", data.standin)
+    plots += datapath_plots(outdir)
     minted = load_fingerprints(outdir)
     # The pages cannot be scanned before they exist: write them from a scan of everything else, then scan the
     # whole directory, pages included, and write them again with that result (a leak in a page shows there).

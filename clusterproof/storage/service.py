@@ -221,9 +221,16 @@ def start_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Run
     return RunningService(url=f"http://{host}:{bound_port}", server=server, thread=thread)
 
 
+#: On SIGTERM the server stops accepting, lets in-flight requests finish for up to this long, then exits.
+GRACEFUL_SHUTDOWN_S = 30
+
+
 def serve(host: str, port: int, issuer: CredentialIssuer, token: str) -> None:
-    """Serve ``issuer`` in the foreground until interrupted."""
-    uvicorn.run(create_app(issuer, token), host=host, port=port, log_level="warning")
+    """Serve ``issuer`` in the foreground until interrupted; SIGTERM is a graceful shutdown (in-flight requests
+    finish, idle keep-alive connections are closed), so replicas behind a load balancer restart without a
+    failed request."""
+    uvicorn.run(create_app(issuer, token), host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
 
 
 def serve_from_env(host: str = "127.0.0.1", port: int = 7499, grant_style: GrantStyle = "user-policy") -> None:

@@ -59,17 +59,24 @@ def test_s3_parallel_reap_and_issue_leave_no_orphan(s3_issuer: CredentialIssuer,
         except IssuerError as e:
             outcomes.append(f"failed cleanly: {e}")
 
-    def reap_repeatedly(stop_at: datetime) -> int:
-        rounds = 0
+    def reap_repeatedly(stop_at: datetime) -> list[tuple[datetime, datetime]]:
+        rounds = []
         while datetime.now(UTC) < stop_at:
+            began = datetime.now(UTC)
             s3_issuer.reap(s3_customer)
-            rounds += 1
+            rounds.append((began, datetime.now(UTC)))
         return rounds
 
     with ThreadPoolExecutor(6) as pool:
         reaper = pool.submit(reap_repeatedly, datetime.now(UTC) + timedelta(seconds=3))
+        issuing_from = datetime.now(UTC)
         list(pool.map(issue, range(10)))
-        assert reaper.result() > 0
+        issuing_until = datetime.now(UTC)
+        rounds = reaper.result()
+    # Both can fail: a run where nothing was issued, or where no reap overlapped the issuing, tested no race.
+    assert "issued" in outcomes, f"every issuance failed, so no race was tested: {outcomes}"
+    assert any(a < issuing_until and b > issuing_from for a, b in rounds), (
+        f"none of the reaper's {len(rounds)} rounds ran while credentials were issued ({issuing_from} .. {issuing_until})")
 
     # grant_state raises on anything but a definite answer (an outage, AccessDenied): the test fails with it
     # instead of counting an unknown as "has its policy".
