@@ -188,13 +188,20 @@ class RgwAdminSession:
 
     def role_names(self) -> list[str]:
         """Every IAM role name (RGW answers 404 instead of an empty list when there is none)."""
-        try:
-            resp = self.iam.list_roles()
-        except AWS_ERRORS as e:
-            if answer_of(e).not_found:
-                return []
-            raise IssuerError(f"{self.endpoint}: list roles: {answer_of(e)}") from None
-        return [r["RoleName"] for r in resp.get("Roles", [])]
+        names: list[str] = []
+        marker: str | None = None
+        for _ in range(10_000):  # pages (RGW 16.2 answers in one; IAM proper pages by 100)
+            try:
+                resp = self.iam.list_roles(**({"Marker": marker} if marker else {}))
+            except AWS_ERRORS as e:
+                if answer_of(e).not_found:
+                    return names
+                raise IssuerError(f"{self.endpoint}: list roles: {answer_of(e)}") from None
+            names.extend(r["RoleName"] for r in resp.get("Roles", []))
+            marker = resp.get("Marker") if resp.get("IsTruncated") else None
+            if not marker:
+                break
+        return names
 
     def delete_role(self, name: str) -> bool:
         """Delete a role and its inline policies (a role with policies cannot be deleted).
