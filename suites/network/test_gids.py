@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import pytest
 
@@ -9,14 +11,18 @@ from clusterproof.errors import GidError
 from clusterproof.inventory import Inventory, Node
 from clusterproof.network.gid_choice import GidConsensus, choose_gid_index
 from clusterproof.network.rdma import format_gid_table
+from clusterproof.nodes.facts import NodeFacts
 from fixtures.rdma import choose_kwargs
 
 pytestmark = pytest.mark.rdma
 
+FactsOf = Callable[..., NodeFacts]
 
-def test_rdma_rocev2_ipv4_gid_present(node: Node, gid_tables: dict[str, pd.DataFrame], inventory: Inventory) -> None:
+
+def test_rdma_rocev2_ipv4_gid_present(node: Node, gid_tables: dict[str, pd.DataFrame], inventory: Inventory, facts_of: FactsOf) -> None:
     if node.name not in gid_tables:
-        pytest.fail(f"{node.name}: unreachable, no GID table read")
+        facts_of(node.name, "gids")  # fails naming the node: unreachable, or the unreadable line of its table
+        pytest.fail(f"{node.name}: no GID table read")
     table = gid_tables[node.name]
     if table.empty:
         pytest.fail(f"{node.name}: no GIDs under {inventory.network.sysfs_root}/class/infiniband (no RDMA device?)")

@@ -13,21 +13,22 @@ from fixtures.ssh import expected_binaries
 
 pytestmark = pytest.mark.nodes
 
-FactsOf = Callable[[str], NodeFacts]
+FactsOf = Callable[..., NodeFacts]
 
 
-def _reachable(node_facts: dict[str, NodeFacts | Exception]) -> dict[str, NodeFacts]:
-    return {k: v for k, v in node_facts.items() if isinstance(v, NodeFacts)}
+def _reachable(node_facts: dict[str, NodeFacts | Exception], section: str) -> dict[str, NodeFacts]:
+    """Nodes that answered and whose ``section`` was readable (the others fail their own per-node tests)."""
+    return {k: v for k, v in node_facts.items() if isinstance(v, NodeFacts) and section not in v.section_errors}
 
 
 def test_node_reachable_over_ssh(node: Node, facts_of: FactsOf) -> None:
-    facts = facts_of(node.name)
+    facts = facts_of(node.name, "hostname")
     assert facts.hostname, f"{node.name}: empty hostname from {node.host}"
 
 
 def test_nodes_hostnames_unique(node_facts: dict[str, NodeFacts | Exception]) -> None:
     seen: dict[str, list[str]] = {}
-    for name, facts in _reachable(node_facts).items():
+    for name, facts in _reachable(node_facts, "hostname").items():
         seen.setdefault(facts.hostname, []).append(name)
     clashes = {h: ns for h, ns in seen.items() if len(ns) > 1}
     assert not clashes, "nodes share a hostname (MPI and NCCL key on it): " + "; ".join(
@@ -36,7 +37,7 @@ def test_nodes_hostnames_unique(node_facts: dict[str, NodeFacts | Exception]) ->
 
 
 def test_nodes_clocks_within_skew(node_facts: dict[str, NodeFacts | Exception], inventory: Inventory) -> None:
-    facts = _reachable(node_facts)
+    facts = _reachable(node_facts, "epoch")
     if len(facts) < 2:
         pytest.skip("fewer than two reachable nodes: no skew to measure")
     offsets = {name: f.clock_offset_s for name, f in facts.items()}
@@ -48,7 +49,7 @@ def test_nodes_clocks_within_skew(node_facts: dict[str, NodeFacts | Exception], 
 
 
 def test_node_has_nccl_tests_binaries(node: Node, facts_of: FactsOf, inventory: Inventory) -> None:
-    facts = facts_of(node.name)
+    facts = facts_of(node.name, "bin")
     missing = [b for b in expected_binaries(inventory) if not facts.binaries.get(b)]
     assert not missing, f"{node.name}: missing or not executable: {', '.join(missing)} (nccl_tests.bin_dir = {inventory.nccl_tests.bin_dir})"
 
@@ -56,12 +57,12 @@ def test_node_has_nccl_tests_binaries(node: Node, facts_of: FactsOf, inventory: 
 def test_node_has_launcher(node: Node, facts_of: FactsOf, inventory: Inventory) -> None:
     if inventory.nccl_tests.launcher != "mpirun":
         pytest.skip(f"launcher is {inventory.nccl_tests.launcher}; mpirun not required")
-    facts = facts_of(node.name)
+    facts = facts_of(node.name, "mpirun")
     assert facts.mpirun, f"{node.name}: mpirun not found on PATH (OpenMPI must be installed on every node for its daemons)"
 
 
 def test_node_facts_complete(node: Node, facts_of: FactsOf) -> None:
-    facts = facts_of(node.name)
+    facts = facts_of(node.name, "cpu", "mem", "kernel", "nic")
     problems = []
     if facts.cpus < 1:
         problems.append(f"cpus = {facts.cpus}")
