@@ -2,7 +2,9 @@
 
     clusterproof sandbox up [--nodes 4]      start N nodes + a real Ceph RGW + the credentials service
     clusterproof sandbox status | down
-    clusterproof sandbox fault slow-link node03 | clear node03 | break-gids node02 [--mode other_index] | stop-sshd node04 ...
+    clusterproof sandbox fault KIND NODE     slow-link | clear-slow-link | break-gids [--mode other_index] |
+                                             garbage-gids | restore-gids | stop-sshd | start-sshd |
+                                             hang-sshd | continue-sshd | rekey-sshd | restore-sshd-key
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
     clusterproof report build reports/<run-id> [--baseline DIR]
     clusterproof report history reports/
@@ -26,6 +28,9 @@ import yaml
 from clusterproof.errors import ClusterproofError
 
 CREDENTIALS_TOKEN_ENV = "CP_CREDENTIALS_TOKEN"
+#: ``clusterproof sandbox fault KIND``: every fault and its undo.
+FAULT_KINDS = ["slow-link", "clear-slow-link", "break-gids", "garbage-gids", "restore-gids", "stop-sshd", "start-sshd",
+               "hang-sshd", "continue-sshd", "rekey-sshd", "restore-sshd-key"]
 SERVICE_PORT = 7499
 
 
@@ -177,6 +182,11 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             "restore-gids": lambda: faults.restore_gid_table(sbx, node),
             "stop-sshd": lambda: faults.stop_sshd(sbx, node),
             "start-sshd": lambda: faults.start_sshd(sbx, node),
+            "hang-sshd": lambda: faults.hang_sshd(sbx, node),
+            "continue-sshd": lambda: faults.continue_sshd(sbx, node),
+            "garbage-gids": lambda: faults.garbage_gids(sbx, node),
+            "rekey-sshd": lambda: faults.rekey_sshd(sbx, node),
+            "restore-sshd-key": lambda: faults.restore_sshd_key(sbx, node),
         }
         print(actions[kind]())  # each fault says what it actually applied
     return 0
@@ -241,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     sba.add_parser("down")
     sba.add_parser("status")
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
-    fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd"])
+    fault.add_argument("kind", choices=FAULT_KINDS, help="each fault's undo: clear-slow-link, restore-gids (break-gids and "
+                       "garbage-gids), start-sshd, continue-sshd, restore-sshd-key")
     fault.add_argument("node")
     fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
     fault.add_argument("--rate", default="160mbit", help="slow-link rate (tc); 160mbit is ~0.02 GB/s")

@@ -21,6 +21,10 @@ from clusterproof.inventory import SshSettings
 
 # The logger keeps the name it had before this code moved out of clusterproof.nodes.ssh, so log filters still match.
 log = logging.getLogger("clusterproof.nodes.ssh")
+# paramiko's transport thread logs every failed handshake as ERROR with a traceback (a hung sshd gives ~20 lines
+# per node in every failing test's captured log). Each of those failures is raised here as the node's own
+# NodeUnreachable with the step, so the duplicate is dropped; paramiko's DEBUG/INFO stay available.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 
 class _LowLatencySocket:

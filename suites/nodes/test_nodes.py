@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from clusterproof.errors import NodeUnreachable
 from clusterproof.inventory import Inventory, Node
 from clusterproof.nodes.facts import NodeFacts
+from clusterproof.nodes.hostkeys import wrong_known_hosts
 from clusterproof.nodes.ssh import SshPool
 from fixtures.ssh import expected_binaries
 
@@ -75,11 +79,21 @@ def test_node_facts_complete(node: Node, facts_of: FactsOf) -> None:
     assert not problems, f"{node.name}: incomplete facts: {'; '.join(problems)}"
 
 
-def test_ssh_host_keys_strictly_checked(node: Node, facts_of: FactsOf, ssh_pool: SshPool, inventory: Inventory) -> None:
-    facts_of(node.name)  # connected (and so verified) during the facts round trip
-    assert inventory.ssh.strict_host_keys, (
-        f"{inventory.source}: ssh.strict_host_keys is false: host keys are accepted unverified, so anybody on the "
-        "path can impersonate a node"
-    )
-    unverified = [h for h in ssh_pool.unverified_hosts if h in (node.host, f"[{node.host}]:{node.port}")]
-    assert not unverified, f"{node.name}: host key accepted without a known_hosts entry ({', '.join(unverified)})"
+def test_ssh_host_keys_strictly_checked(node: Node, facts_of: FactsOf, inventory: Inventory, tmp_path: Path) -> None:
+    """Proved, not read from the inventory: with a wrong known_hosts entry for this node, the connection must be
+    refused, naming the node. A pool that accepted it would let anybody on the path impersonate the node."""
+    facts_of(node.name)  # reachable with the real known_hosts
+    if not inventory.ssh.strict_host_keys:
+        pytest.fail(f"{inventory.source}: ssh.strict_host_keys is false: host keys are accepted unverified, so anybody on "
+                    "the path can impersonate a node")
+    known = tmp_path / "known_hosts"
+    known.write_text(wrong_known_hosts(node, inventory.ssh))
+    settings = dataclasses.replace(inventory.ssh, known_hosts=known)
+    with SshPool([node], settings) as pool:
+        try:
+            pool.connect(node.name)
+        except NodeUnreachable as e:
+            refused = "host key mismatch" in e.reason or "host key not in known_hosts" in e.reason
+            assert e.node == node.name and refused, f"{node.name}: refused, but not for its host key: {e}"
+        else:
+            pytest.fail(f"{node.name}: connected although known_hosts holds a different key for {node.host}: host keys are not checked")

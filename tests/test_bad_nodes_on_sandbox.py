@@ -1,0 +1,153 @@
+"""One bad node never voids the run: a hung sshd (directly, behind a jump host, or the jump host itself), a
+garbage GID file and a re-keyed node are each caught by name, and every healthy node's tests still pass.
+
+The suites run unchanged in a child pytest against a 4-node sandbox (nodes only) on this helper's own subnet,
+prefix and state dir; ``ssh.connect_timeout_s`` is lowered to 2 s so that a hung node costs seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clusterproof.cli import sandbox_down, sandbox_up
+from clusterproof.sandbox import cluster, faults
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE_DIR = Path("/tmp/cp-i16-badnodes")
+SUITES = ("suites/nodes", "suites/network/test_gids.py")
+
+pytestmark = [
+    pytest.mark.needs_root,
+    pytest.mark.needs_sandbox,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (network namespaces, one sshd per node)"),
+]
+
+
+@dataclass
+class Sandbox:
+    inventory: Path
+    cluster: cluster.SandboxCluster
+    work: Path
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """Yields: a 4-node sandbox (no RGW) on 192.168.160.0/24, prefix c16_. Scope: module.
+    Cleans up: the whole sandbox (sandbox_down), also when a test fails."""
+    if cluster.read_state(STATE_DIR) is not None:
+        sandbox_down(STATE_DIR)
+    inv = sandbox_up(4, STATE_DIR, with_storage=False, subnet="192.168.160", prefix="c16_")
+    try:
+        yield Sandbox(inv, cluster.SandboxCluster.from_state(STATE_DIR), tmp_path_factory.mktemp("badnodes"))
+    finally:
+        sandbox_down(STATE_DIR)
+
+
+def variant(sbx: Sandbox, name: str, jump_via: str | None = None, drop: tuple[str, ...] = ()) -> Path:
+    doc: dict[str, Any] = yaml.safe_load(sbx.inventory.read_text())
+    doc["ssh"]["connect_timeout_s"] = 2
+    if jump_via is not None:
+        doc["ssh"]["jump_host"] = {"host": sbx.cluster.node(jump_via).ip, "port": 22}
+    doc["nodes"] = [n for n in doc["nodes"] if n["name"] not in drop]
+    out = sbx.work / f"{name}.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+@dataclass
+class Outcome:
+    rc: int
+    out: str
+    failed: list[str]
+    passed: int
+    errors: int
+
+
+def run_suites(sbx: Sandbox, inventory: Path, *args: str) -> Outcome:
+    cmd = [sys.executable, "-m", "pytest", *SUITES, "--cluster", str(inventory), "--reports-dir", str(sbx.work / "reports"),
+           "-p", "no:cacheprovider", "-q", "-rfE", "--no-report", *args]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    failed = re.findall(r"^FAILED (\S+)", res.stdout, re.M)
+    passed = int(m.group(1)) if (m := re.search(r"(\d+) passed", res.stdout)) else 0
+    errors = int(m.group(1)) if (m := re.search(r"(\d+) errors?\b", res.stdout)) else 0
+    return Outcome(res.returncode, out, failed, passed, errors)
+
+
+def only_node_failed(o: Outcome, node: str) -> None:
+    assert o.rc == 1 and o.errors == 0, o.out[-5000:]
+    assert o.failed, o.out[-5000:]
+    strangers = [f for f in o.failed if f"[{node}" not in f]
+    assert not strangers, f"healthy nodes failed: {strangers}\n{o.out[-5000:]}"
+    assert "No existing session" not in o.out and "Traceback" not in o.out
+
+
+def test_hung_sshd_fails_only_that_node(sandbox: Sandbox) -> None:
+    inv = variant(sandbox, "direct")
+    print(faults.hang_sshd(sandbox.cluster, "node03"))
+    try:
+        o = run_suites(sandbox, inv)
+    finally:
+        faults.continue_sshd(sandbox.cluster, "node03")
+    only_node_failed(o, "node03")
+    assert "node03: unreachable: timed out after 2s waiting for the SSH banner from 192.168.160.13:22 (step: banner" in o.out
+    assert "test_node_reachable_over_ssh[node03]" in " ".join(o.failed) and o.passed >= 15, o.out[-3000:]
+
+
+def test_hung_sshd_behind_a_jump_host_fails_only_that_node(sandbox: Sandbox) -> None:
+    inv = variant(sandbox, "jump", jump_via="node01")
+    print(faults.hang_sshd(sandbox.cluster, "node04"))
+    try:
+        o = run_suites(sandbox, inv)
+    finally:
+        faults.continue_sshd(sandbox.cluster, "node04")
+    only_node_failed(o, "node04")
+    assert "node04: unreachable: timed out after 2s waiting for the SSH banner from 192.168.160.14:22" in o.out, o.out[-3000:]
+
+
+def test_hung_jump_host_is_named_by_every_node(sandbox: Sandbox) -> None:
+    inv = variant(sandbox, "jump-hung", jump_via="node01", drop=("node01",))
+    print(faults.hang_sshd(sandbox.cluster, "node01"))
+    try:
+        o = run_suites(sandbox, inv)
+    finally:
+        faults.continue_sshd(sandbox.cluster, "node01")
+    assert o.rc == 1 and o.errors == 0, o.out[-5000:]
+    assert "No existing session" not in o.out and "Traceback" not in o.out, o.out[-5000:]
+    for node in ("node02", "node03", "node04"):
+        assert (f"{node}: unreachable: via jump host 192.168.160.11:22: timed out after 2s waiting for the SSH banner"
+                in o.out), o.out[-5000:]
+
+
+def test_garbage_gid_file_fails_only_that_nodes_gid_test(sandbox: Sandbox) -> None:
+    print(faults.garbage_gids(sandbox.cluster, "node02"))
+    try:
+        o = run_suites(sandbox, variant(sandbox, "gids"))
+    finally:
+        faults.restore_gid_table(sandbox.cluster, "node02")
+    assert o.rc == 1 and o.errors == 0, o.out[-5000:]
+    assert o.failed == ["suites/network/test_gids.py::test_rdma_rocev2_ipv4_gid_present[node02]"], o.out[-5000:]
+    assert "node02: facts section 'gids': " in o.out and "not a GID" in o.out
+
+
+def test_rekeyed_node_is_refused_by_name(sandbox: Sandbox) -> None:
+    print(faults.rekey_sshd(sandbox.cluster, "node02"))
+    try:
+        o = run_suites(sandbox, variant(sandbox, "rekey"), "-k", "reachable")
+    finally:
+        faults.restore_sshd_key(sandbox.cluster, "node02")
+    assert o.rc == 1 and o.errors == 0, o.out[-5000:]
+    assert o.failed == ["suites/nodes/test_nodes.py::test_node_reachable_over_ssh[node02]"], o.out[-5000:]
+    assert "node02: unreachable: host key mismatch for 192.168.160.12" in o.out, o.out[-3000:]
+    again = run_suites(sandbox, variant(sandbox, "rekey-undone"), "-k", "reachable")
+    assert again.rc == 0 and again.passed == 4, again.out[-3000:]  # the undo gives the node its key back
