@@ -161,6 +161,20 @@ def sandbox_down(state_dir: Path) -> None:
         print(line)
 
 
+def _storage_status(state_dir: Path) -> dict[str, object]:
+    """RGW, its mon and osd, and the credentials service: pid (None when down) and whether each answers."""
+    from clusterproof.sandbox import rgw
+
+    if not (state_dir / "rgw").exists():
+        return {"configured": False}
+    st = rgw.status(state_dir / "rgw")
+    pid_file = state_dir / "credentials-service.pid"
+    service_pid = int(pid_file.read_text()) if pid_file.exists() else None
+    service_up = service_pid is not None and _alive(service_pid)
+    return {"configured": True, "rgw_up": st.up, "endpoint": st.endpoint, "daemons": dict(st.daemons),
+            "credentials_service": {"pid": service_pid, "up": service_up}}
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from clusterproof.sandbox import cluster, faults
 
@@ -171,7 +185,11 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         sandbox_down(state_dir)
     elif args.action == "status":
         st = cluster.status(state_dir)
-        print(yaml.safe_dump(st, sort_keys=False) if st else f"no sandbox in {state_dir}")
+        if st.get("status") == "down":
+            print(f"no sandbox in {state_dir}")
+            return 0
+        st["storage"] = _storage_status(state_dir)
+        print(yaml.safe_dump(st, sort_keys=False))
     elif args.action == "fault":
         sbx = cluster.SandboxCluster.from_state(state_dir)
         kind, node = args.kind, args.node

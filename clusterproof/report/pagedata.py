@@ -12,9 +12,9 @@ from clusterproof.report.scorecard import FAIL, NOT_TESTED, PASS, Criterion
 from clusterproof.report.tables import RunData
 
 STANDIN_BANNER = (
-    "CPU stand-in: the bandwidth numbers in this report come from the sandbox's MPI CPU stand-in over "
-    "virtual Ethernet, not from nccl-tests on GPUs. They prove that the suite and its checks work; they "
-    "say nothing about a GPU fabric."
+    "CPU stand-in: the bandwidth numbers in this report come from the MPI CPU stand-in for nccl-tests "
+    "(the inventory sets standin: true), not from nccl-tests on GPUs. They prove that the suite and its "
+    "checks work; they say nothing about a GPU fabric."
 )
 
 

@@ -30,8 +30,8 @@ import yaml
 
 from clusterproof.errors import InventoryError, SandboxError
 from clusterproof.inventory import parse_inventory
+from clusterproof.sandbox import neigh, procs
 from clusterproof.sandbox import nodes as build
-from clusterproof.sandbox import procs
 from clusterproof.sandbox.nodes import COLLECTIVES, SSHD
 from clusterproof.sandbox.state import (
     SandboxCluster,
@@ -43,6 +43,8 @@ from clusterproof.sandbox.state import (
 
 log = logging.getLogger(__name__)
 
+#: Where `up` records the neighbour-table limits it raised, for `down` to restore.
+NEIGH_FILE = "neigh-limits.json"
 DEFAULT_STATE_DIR = Path(os.environ.get("CLUSTERPROOF_SANDBOX_DIR", "/tmp/clusterproof-sandbox"))
 MAX_NODES = 99  # node names have two digits; addresses are <subnet>.11 .. <subnet>.109
 #: Minimum all_reduce busbw (GB/s) from 1M up, written into the sandbox inventory. Measured on this
@@ -212,6 +214,7 @@ def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.1
         c.inventory_path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
 
     steps: list[tuple[str, Callable[[], None]]] = [
+        ("neighbour limits", lambda: log.info("; ".join(neigh.raise_limits(len(c.nodes), c.state_dir / NEIGH_FILE)))),
         ("write files", write_files),
         ("network", lambda: build.make_network(c)),
         ("start nodes", start_nodes),
@@ -291,6 +294,7 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
         procs.run(["ip", "-batch", "-"], "delete veths", stdin="".join(f"link del {v}\n" for v in stuck))
     removed += [f"deleted {what} {' '.join(names)}" for what, names in
                 (("network namespaces", netns), ("veths", veths), ("bridge", [bridge] if bridge else [])) if names]
+    removed += neigh.restore_limits(state_dir / NEIGH_FILE)
     if _our_tmpfs(state_dir, raw.get("prefix", "")):  # lazily: a shell sitting in it must not block the teardown
         procs.run(["umount", "--lazy", str(state_dir)], "unmount the state dir")
     shutil.rmtree(state_dir)
