@@ -185,10 +185,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         sandbox_down(state_dir)
     elif args.action == "status":
         st = cluster.status(state_dir)
-        if st.get("status") == "down":
-            print(f"no sandbox in {state_dir}")
-            return 0
-        st["storage"] = _storage_status(state_dir)
+        if st.get("status") != "down":
+            st["storage"] = _storage_status(state_dir)
         print(yaml.safe_dump(st, sort_keys=False))
     elif args.action == "fault":
         sbx = cluster.SandboxCluster.from_state(state_dir)

@@ -151,3 +151,69 @@ def test_rekeyed_node_is_refused_by_name(sandbox: Sandbox) -> None:
     assert "node02: unreachable: host key mismatch for 192.168.160.12" in o.out, o.out[-3000:]
     again = run_suites(sandbox, variant(sandbox, "rekey-undone"), "-k", "reachable")
     assert again.rc == 0 and again.passed == 4, again.out[-3000:]  # the undo gives the node its key back
+
+
+# ---------------------------------------------------------------------------------------------- collectives
+
+#: Every OpenMPI/nccl-tests process, session directory and scratch file in the node's own network namespace
+#: (the nodes share the machine's pid namespace, so processes are told apart by their netns).
+DEBRIS = (
+    'me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do [ "$(readlink $p/ns/net 2>/dev/null)" = "$me" ] || continue; '
+    'c=; read -r c 2>/dev/null <$p/comm; case $c in orted|mpirun|*_perf) echo "process ${p#/proc/} $c";; esac; done; '
+    "for d in /tmp/ompi.* /tmp/clusterproof/*; do [ -e \"$d\" ] && echo \"file $d\"; done; true"
+)
+
+
+def debris(sbx: Sandbox) -> dict[str, str]:
+    from clusterproof.inventory import load_inventory
+    from clusterproof.nodes.ssh import SshPool
+
+    with SshPool.from_inventory(load_inventory(sbx.inventory)) as pool:
+        return {n: (r.stdout.strip() if not isinstance(r, Exception) else str(r)) for n, r in pool.run_all(DEBRIS).items()}
+
+
+def collectives_variant(sbx: Sandbox, name: str, **nccl_tests: object) -> Path:
+    path = variant(sbx, name)
+    doc = yaml.safe_load(path.read_text())
+    doc["nccl_tests"].update(nccl_tests)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def run_collectives(sbx: Sandbox, inventory: Path, *args: str) -> Outcome:
+    global SUITES
+    saved, SUITES = SUITES, ("suites/network/test_collectives.py",)
+    try:
+        return run_suites(sbx, inventory, *args)
+    finally:
+        SUITES = saved
+
+
+def test_every_collective_passes_and_leaves_nothing(sandbox: Sandbox) -> None:
+    o = run_collectives(sandbox, variant(sandbox, "collectives"), "-k", "4nodes")
+    assert o.rc == 0 and o.errors == 0, o.out[-5000:]
+    assert "left_nothing_behind" in o.out or o.passed >= 12
+    assert debris(sandbox) == {n.name: "" for n in sandbox.cluster.nodes}
+
+
+def test_hung_collective_leaves_no_process_session_dir_or_scratch_file(sandbox: Sandbox) -> None:
+    sweep = {"min_bytes": "64M", "max_bytes": "64M", "step_factor": 2, "iters": 1000, "warmup_iters": 1, "gpus_per_rank": 1, "check": 1}
+    inv = collectives_variant(sandbox, "hung-collective", timeout_s=3, collectives=["all_reduce"], node_counts=[], sweep=sweep, debug="on")
+    o = run_collectives(sandbox, inv, "-k", "sane or left_nothing")
+    assert o.rc == 1 and "the run did not finish (timed out or was killed)" in o.out, o.out[-4000:]
+    assert not any("left_nothing_behind" in f for f in o.failed), o.out[-4000:]
+    assert debris(sandbox) == {n.name: "" for n in sandbox.cluster.nodes}
+
+
+def test_collectives_skip_a_node_known_to_be_down(sandbox: Sandbox) -> None:
+    inv = collectives_variant(sandbox, "down-collective", collectives=["all_reduce"], node_counts=[2])
+    print(faults.hang_sshd(sandbox.cluster, "node03"))
+    try:
+        o = run_collectives(sandbox, inv, "-k", "sane")
+    finally:
+        faults.continue_sshd(sandbox.cluster, "node03")
+    assert o.rc == 1 and o.errors == 0, o.out[-4000:]
+    assert "not launched, 1 node(s) of the set already known to be down" in o.out, o.out[-4000:]
+    assert "node03: unreachable: timed out after 2s waiting for the SSH banner" in o.out
+    assert all("4nodes" in f for f in o.failed), o.failed  # the 2-node run without node03 still passes
+    assert debris(sandbox) == {n.name: "" for n in sandbox.cluster.nodes}

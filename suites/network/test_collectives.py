@@ -9,9 +9,10 @@ import pytest
 
 from clusterproof.inventory import Inventory
 from clusterproof.network import verdict
-from clusterproof.network.collective import CollectiveResult
+from clusterproof.network.collective import CollectiveResult, cleanup_findings
 from clusterproof.network.nccl import printed_size
 from clusterproof.units import human_size
+from fixtures.findings import FindingRecorder
 from fixtures.nccl import CollectiveRuns, GroupSpec, explain_failure
 
 pytestmark = [pytest.mark.nccl, pytest.mark.exclusive, pytest.mark.xdist_group("fabric")]
@@ -48,7 +49,11 @@ def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResul
         require_validation=sweep.check > 0,
     )
     assert not problems, "\n".join(map(str, problems)) + "\n" + explain_failure(res)
-    assert not res.cleanup_errors, "\n".join(res.cleanup_errors)
+
+
+def test_nccl_run_left_nothing_behind(nccl_group: GroupSpec, collective_result: CollectiveResult, findings: FindingRecorder) -> None:
+    """Judged whatever the run did (a killed run most of all): no process, scratch file or session dir left."""
+    findings.check(cleanup_findings(collective_result, nccl_group.id))
 
 
 def test_nccl_busbw_meets_threshold(
