@@ -9,6 +9,7 @@
     clusterproof report build reports/<run-id> [--baseline DIR]
     clusterproof report history reports/
     clusterproof serve-credentials --port 7499
+    clusterproof storage cleanup --cluster my-cluster.yaml   remove everything the storage suite ever left on that RGW
 """
 
 from __future__ import annotations
@@ -247,6 +248,38 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_storage(args: argparse.Namespace) -> int:
+    """``storage cleanup``: remove every temporary user, key, role, policy and bucket of the storage suite."""
+    from clusterproof.inventory import load_inventory, read_env_file
+    from clusterproof.storage.admin import RgwAdminSession
+    from clusterproof.storage.preflight import endpoint_answers, missing_keys
+    from clusterproof.storage.suite_cleanup import count_suite_leftovers, remove_suite_leftovers
+
+    inv = load_inventory(Path(args.cluster))
+    if inv.env_file is not None:
+        for key, value in read_env_file(inv.env_file).items():
+            os.environ.setdefault(key, value)
+    storage = inv.storage
+    if storage is None:
+        raise ClusterproofError(f"{inv.source}: no storage section: nothing to clean up")
+    missing = missing_keys(storage)
+    if missing:
+        raise ClusterproofError(f"{inv.source}: admin keys not in the environment ({', '.join(missing)})")
+    why = endpoint_answers(storage.endpoint)
+    if why is not None:
+        raise ClusterproofError(f"RGW at {storage.endpoint} does not answer ({why}); nothing removed")
+    access, secret = storage.env_value("admin_access_key_env"), storage.env_value("admin_secret_key_env")
+    assert access and secret
+    admin = RgwAdminSession(storage.endpoint, access, secret, region=storage.region)
+    done = remove_suite_leftovers(admin)
+    print(f"removed from {storage.endpoint}: {done.summary()}")
+    for problem in done.problems:
+        print(f"  could not remove: {problem}", file=sys.stderr)
+    left = count_suite_leftovers(admin)
+    print("left: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in left.items()))
+    return 1 if done.problems or any(left.values()) else 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from clusterproof.storage.service import serve_from_env
 
@@ -291,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     h = repa.add_parser("history")
     h.add_argument("path", nargs="?", default="reports")
     rep.set_defaults(func=_cmd_report)
+
+    st = sub.add_parser("storage", help="storage housekeeping on the inventory's RGW")
+    sta = st.add_subparsers(dest="action", required=True)
+    clean = sta.add_parser("cleanup", help="remove every temporary user, key, role, policy and bucket the storage suite made")
+    clean.add_argument("--cluster", required=True, help="the inventory (its storage section and admin key variables)")
+    st.set_defaults(func=_cmd_storage)
 
     srv = sub.add_parser("serve-credentials", help="the reference R2-style credentials API over RgwUserIssuer")
     srv.add_argument("--host", default="127.0.0.1")
