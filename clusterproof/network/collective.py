@@ -59,6 +59,13 @@ class CollectiveResult:
     debug_files: dict[str, str] = field(default_factory=dict)  # "<node>/<file>" -> text (redacted)
     cleanup_errors: list[str] = field(default_factory=list)
     hosts: dict[str, str] = field(default_factory=dict)  # node name -> the address the launcher was given
+    not_launched: str | None = None  # why nothing was launched (a node of the set already known to be down)
+
+    @classmethod
+    def skipped_launch(cls, collective: str, nodes: list[str], why: str) -> CollectiveResult:
+        """The result of a run that was not launched at all, saying why (nothing ran, so nothing is left)."""
+        return cls(job_id="", collective=collective, nodes=nodes, command="", rc=None, timed_out=False, seconds=0.0,
+                   log_path=Path("(not launched)"), log_text="", run=None, parse_error=why, not_launched=why)
 
     @property
     def head(self) -> str:

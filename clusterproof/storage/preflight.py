@@ -66,7 +66,8 @@ def preflight(storage: StorageSettings) -> list[Finding]:
 
 _LOST = (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectionError)
 _LOST_TEXT = ("Could not connect to the endpoint URL", "Connection refused", "Connection was closed", "Read timeout",
-              "Max retries exceeded", "Connection aborted", "RemoteDisconnected")
+              "Max retries exceeded", "Connection aborted", "RemoteDisconnected", "EndpointConnectionError",
+              "ConnectionClosedError", "ReadTimeoutError")
 
 
 def is_connection_loss(exc: BaseException) -> bool:
@@ -77,7 +78,7 @@ def is_connection_loss(exc: BaseException) -> bool:
             break
         if isinstance(seen, _LOST):
             return True
-        if isinstance(seen, IssuerError) and any(t in str(seen) for t in _LOST_TEXT):
-            return True
+        if isinstance(seen, (IssuerError, AssertionError)) and any(t in str(seen) for t in _LOST_TEXT):
+            return True  # an issuer error, or a check that recorded "no response <error>" as RGW's answer
         seen = seen.__cause__ or seen.__context__
     return False

@@ -32,6 +32,8 @@ def expected_ranks(group: GroupSpec, inventory: Inventory) -> int:
 
 def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResult, inventory: Inventory) -> None:
     res = collective_result
+    if res.not_launched:
+        pytest.fail(f"{nccl_group.id}: {res.not_launched}")
     if res.run is None:
         pytest.fail(f"{nccl_group.id}: output is not nccl-tests output ({res.parse_error})\n{explain_failure(res)}")
     sweep = inventory.nccl_tests.sweep
