@@ -7,6 +7,6 @@ pytest_plugins = [
     "fixtures.ssh",
     "fixtures.rdma",
     "fixtures.nccl",
+    "fixtures.storage_gate",  # before fixtures.s3, which imports it
     "fixtures.s3",
-    "fixtures.storage_gate",
 ]
