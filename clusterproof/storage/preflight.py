@@ -78,7 +78,7 @@ def is_connection_loss(exc: BaseException) -> bool:
             break
         if isinstance(seen, _LOST):
             return True
-        if isinstance(seen, (IssuerError, AssertionError)) and any(t in str(seen) for t in _LOST_TEXT):
+        if any(t in str(seen) for t in _LOST_TEXT):
             return True  # an issuer error, or a check that recorded "no response <error>" as RGW's answer
         seen = seen.__cause__ or seen.__context__
     return False
