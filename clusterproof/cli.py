@@ -272,6 +272,12 @@ def _cmd_storage(args: argparse.Namespace) -> int:
     assert access and secret
     admin = RgwAdminSession(storage.endpoint, access, secret, region=storage.region)
     done = remove_suite_leftovers(admin)
+    if done.problems:  # one more pass: a deletion that timed out has often gone through (RGW just restarted)
+        again = remove_suite_leftovers(admin)
+        for mine, theirs in ((done.users, again.users), (done.roles, again.roles),
+                             (done.helper_users, again.helper_users), (done.buckets, again.buckets)):
+            mine.extend(theirs)
+        done.problems = again.problems
     print(f"removed from {storage.endpoint}: {done.summary()}")
     for problem in done.problems:
         print(f"  could not remove: {problem}", file=sys.stderr)
