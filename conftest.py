@@ -7,6 +7,8 @@ pytest_plugins = [
     "fixtures.ssh",
     "fixtures.rdma",
     "fixtures.nccl",
+    "fixtures.slurm",
     "fixtures.storage_gate",  # before fixtures.s3, which imports it
     "fixtures.s3",
+    "fixtures.soak",
 ]

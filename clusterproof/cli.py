@@ -1,13 +1,15 @@
 """``clusterproof``: the sandbox, the demo, reports, and the reference credentials service.
 
-    clusterproof sandbox up [--nodes 4]      start N nodes + a real Ceph RGW + the credentials service
+    clusterproof sandbox up [--nodes 4] [--slurm]   start N nodes + a real Ceph RGW + the credentials service (+ Slurm)
     clusterproof sandbox status | down
     clusterproof sandbox fault KIND NODE     slow-link | clear-slow-link | break-gids [--mode other_index] |
                                              garbage-gids | restore-gids | stop-sshd | start-sshd |
                                              hang-sshd | continue-sshd | rekey-sshd | restore-sshd-key
+    clusterproof sandbox fault stop-slurmd node03 | start-slurmd node03 | drain node02 "bad fan" | resume node02
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
     clusterproof report build reports/<run-id> [--baseline DIR]
     clusterproof report history reports/
+    clusterproof calibrate reports/<run> [reports/<run> ...] --class NAME > references.yaml
     clusterproof serve-credentials --port 7499
     clusterproof storage cleanup --cluster my-cluster.yaml   remove everything the storage suite ever left on that RGW
 """
@@ -27,11 +29,13 @@ from pathlib import Path
 import yaml
 
 from clusterproof.errors import ClusterproofError
+from clusterproof.units import parse_size
 
 CREDENTIALS_TOKEN_ENV = "CP_CREDENTIALS_TOKEN"
 #: ``clusterproof sandbox fault KIND``: every fault and its undo.
 FAULT_KINDS = ["slow-link", "clear-slow-link", "break-gids", "garbage-gids", "restore-gids", "stop-sshd", "start-sshd",
-               "hang-sshd", "continue-sshd", "rekey-sshd", "restore-sshd-key"]
+               "hang-sshd", "continue-sshd", "rekey-sshd", "restore-sshd-key", "flaky", "clear-flaky", "slow-node",
+               "clear-slow-node", "stop-slurmd", "start-slurmd", "drain", "resume"]
 SERVICE_PORT = 7499
 
 
@@ -110,16 +114,20 @@ def sandbox_up(
     rgw_port: int = 7480,
     mon_port: int = 16789,
     service_port: int = SERVICE_PORT,
+    slurm_ports: tuple[int, int] | None = None,
 ) -> Path:
     """Start the sandbox cluster, RGW and the credentials service; return the inventory path.
 
     Everything started is stopped again when any step fails. Different subnet/prefix/ports/state_dir let two
-    sandboxes (say ``make demo`` and ``make test``) run side by side.
+    sandboxes (say ``make demo`` and ``make test``) run side by side. ``slurm_ports`` (slurmctld, slurmd) also
+    starts a real Slurm and makes srun the inventory's launcher.
     """
     from clusterproof.sandbox import cluster, rgw
+    from clusterproof.sandbox.slurm import SlurmPorts
 
     t0 = time.monotonic()
-    sbx = cluster.up(nodes=nodes, state_dir=state_dir, subnet=subnet, prefix=prefix)
+    ports = SlurmPorts(*slurm_ports) if slurm_ports else None
+    sbx = cluster.up(nodes=nodes, state_dir=state_dir, subnet=subnet, prefix=prefix, slurm=ports)
     try:
         if with_storage:
             info = rgw.start(state_dir / "rgw", port=rgw_port, mon_port=mon_port)
@@ -142,7 +150,8 @@ def sandbox_up(
     except BaseException:
         sandbox_down(state_dir)
         raise
-    print(f"sandbox: {len(sbx.nodes)} nodes{' + RGW' if with_storage else ''} up in {time.monotonic() - t0:.1f} s")
+    extras = (" + RGW" if with_storage else "") + (" + Slurm (srun --mpi=pmix)" if ports else "")
+    print(f"sandbox: {len(sbx.nodes)} nodes{extras} up in {time.monotonic() - t0:.1f} s")
     for n in sbx.nodes:
         print(f"  {n.name}  {n.ip}")
     print(f"inventory: {sbx.inventory_path}")
@@ -178,10 +187,11 @@ def _storage_status(state_dir: Path) -> dict[str, object]:
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from clusterproof.sandbox import cluster, faults
+    from clusterproof.sandbox import slurm as sandbox_slurm
 
     state_dir = _state_dir(args)
     if args.action == "up":
-        sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage)
+        sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage, slurm_ports=(6817, 6818) if args.slurm else None)
     elif args.action == "down":
         sandbox_down(state_dir)
     elif args.action == "status":
@@ -204,29 +214,69 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             "garbage-gids": lambda: faults.garbage_gids(sbx, node),
             "rekey-sshd": lambda: faults.rekey_sshd(sbx, node),
             "restore-sshd-key": lambda: faults.restore_sshd_key(sbx, node),
+
+            "flaky": lambda: faults.flaky(sbx, node, float(args.value[0]) if args.value else 0.2),
+            "clear-flaky": lambda: faults.clear_flaky(sbx, node),
+            "slow-node": lambda: faults.slow_node(sbx, node, float(args.value[0]) if args.value else 1.5,
+                                                      parse_size(args.from_size)),
+            "clear-slow-node": lambda: faults.clear_slow_node(sbx, node),
+            "stop-slurmd": lambda: sandbox_slurm.stop_slurmd(sbx, node),
+            "start-slurmd": lambda: sandbox_slurm.start_slurmd(sbx, node),
+            "drain": lambda: sandbox_slurm.drain(sbx, node, " ".join(args.value) or "clusterproof sandbox fault"),
+            "resume": lambda: sandbox_slurm.resume(sbx, node),
         }
         print(actions[kind]())  # each fault says what it actually applied
     return 0
 
 
-def run_suites(inventory: Path, extra: Sequence[str] = (), reports_dir: str = "reports") -> int:
-    """Run every suite against ``inventory`` in a child pytest; return its exit code."""
-    cmd = [sys.executable, "-m", "pytest", "suites", "--cluster", str(inventory), "--reports-dir", reports_dir, "-p", "no:cacheprovider", *extra]
+def run_suites(inventory: Path, extra: Sequence[str] = (), reports_dir: str = "reports", paths: Sequence[str] = ("suites",)) -> int:
+    """Run the suites (``paths``) against ``inventory`` in a child pytest; return its exit code."""
+    cmd = [sys.executable, "-m", "pytest", *paths, "--cluster", str(inventory), "--reports-dir", reports_dir, "-p", "no:cacheprovider", *extra]
     print("+ " + " ".join(cmd), flush=True)
     return subprocess.call(cmd)
 
 
+def _launcher_rows(runs: Sequence[Path]) -> list[str]:
+    """One line per (run, launcher): how many network rows it produced and how many passed."""
+    import pandas as pd
+
+    lines = []
+    for run in runs:
+        path = run / "results.parquet"
+        if not path.is_file():
+            continue
+        df = pd.read_parquet(path)
+        for launcher, rows in (df.groupby("launcher") if len(df) else []):
+            passed = int((rows["verdict"] == "pass").sum()) if "verdict" in rows else 0
+            lines.append(f"  {launcher:<7} {len(rows):>4} rows, {passed:>4} pass   {run / 'index.html'}")
+    return lines
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
-    inventory = sandbox_up(args.nodes, state_dir)
+    with_slurm = os.access("/usr/sbin/slurmctld", os.X_OK) and not args.no_slurm
+    inventory = sandbox_up(args.nodes, state_dir, slurm_ports=(6817, 6818) if with_slurm else None)
+    reports = Path("reports")
+    before = {p.name for p in reports.iterdir()} if reports.is_dir() else set()
     try:
+        rc = 0
+        if with_slurm:  # the network suite once through mpirun; then every suite through srun (reports/latest)
+            doc = yaml.safe_load(inventory.read_text())
+            doc["nccl_tests"]["launcher"] = "mpirun"
+            mpirun_inventory = inventory.with_name("inventory-mpirun.yaml")
+            mpirun_inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+            rc = run_suites(mpirun_inventory, args.pytest_args or [], paths=["suites/network"])
         # Node and storage tests spread over the workers; fabric tests stay together on one (xdist_group).
-        rc = run_suites(inventory, args.pytest_args or ["-n", "auto"])
+        rc = run_suites(inventory, args.pytest_args or ["-n", "auto"]) or rc
     finally:
         if not args.keep:
             sandbox_down(state_dir)
-    latest = Path("reports/latest")
+    latest = reports / "latest"
     print(f"\nreport: {latest / 'index.html'}\nsummary: {latest / 'summary.md'}")
+    if with_slurm and reports.is_dir():
+        runs = sorted(p for p in reports.iterdir() if p.name not in before and p.is_dir() and not p.is_symlink())
+        print("network rows by launcher (the launcher column of each run's results.parquet / results.csv):")
+        print("\n".join(_launcher_rows(runs)))
     print("(numbers come from the sandbox's CPU stand-in for nccl-tests, not from GPUs)")
     return rc
 
@@ -285,6 +335,16 @@ def _cmd_storage(args: argparse.Namespace) -> int:
     print("left: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in left.items()))
     return 1 if done.problems or any(left.values()) else 0
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from clusterproof.network import reference
+
+    runs = reference.read_runs([Path(r) for r in args.runs])
+    fc = reference.FabricClass(args.fabric_class, args.fabric, args.gpu_model, args.nic_gbps)
+    refs = reference.calibrate(runs, fc, k=args.k, min_band_pct=args.min_band_pct, floor_gbs=args.floor)
+    notes = [f"{name} ({len(df)} rows)" for name, df in runs]
+    sys.stdout.write(reference.render(refs, k=args.k, min_band_pct=args.min_band_pct, floor_gbs=args.floor, run_notes=notes))
+    return 0
+
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from clusterproof.storage.service import serve_from_env
@@ -303,12 +363,18 @@ def build_parser() -> argparse.ArgumentParser:
     up = sba.add_parser("up")
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--no-storage", action="store_true", help="nodes only, no RGW")
+    up.add_argument("--slurm", action="store_true", help="also a real Slurm: munged, slurmctld on node01, slurmd on every node")
     sba.add_parser("down")
     sba.add_parser("status")
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
     fault.add_argument("kind", choices=FAULT_KINDS, help="each fault's undo: clear-slow-link, restore-gids (break-gids and "
-                       "garbage-gids), start-sshd, continue-sshd, restore-sshd-key")
+                       "garbage-gids), start-sshd, continue-sshd, restore-sshd-key, clear-flaky, clear-slow-node, "
+                       "start-slurmd, resume")
     fault.add_argument("node")
+    fault.add_argument("value", nargs="*", default=[],
+                       help="flaky: probability per run (default 0.2); slow-node: factor (default 1.5); "
+                            "drain: the reason Slurm records")
+    fault.add_argument("--from-size", default="0", help="slow-node: slow only sizes from this up (a dip there), e.g. 1M")
     fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
     fault.add_argument("--rate", default="160mbit", help="slow-link rate (tc); 160mbit is ~0.02 GB/s")
     fault.add_argument("--delay", default="1ms", help="slow-link delay (needs netem in the kernel)")
@@ -317,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="sandbox up, every suite, reports/latest/, sandbox down")
     demo.add_argument("--nodes", type=int, default=4)
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
+    demo.add_argument("--no-slurm", action="store_true", help="no Slurm: every suite through mpirun only")
     demo.add_argument("--state-dir", default=None)
     demo.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     demo.set_defaults(func=_cmd_demo)
@@ -336,6 +403,18 @@ def build_parser() -> argparse.ArgumentParser:
     clean = sta.add_parser("cleanup", help="remove every temporary user, key, role, policy and bucket the storage suite made")
     clean.add_argument("--cluster", required=True, help="the inventory (its storage section and admin key variables)")
     st.set_defaults(func=_cmd_storage)
+
+    cal = sub.add_parser("calibrate", help="references (median, median - k*MAD) from healthy saved runs, as YAML")
+    cal.add_argument("runs", nargs="+", help="run directories (reports/<run-id>) or results.parquet files")
+    cal.add_argument("--class", dest="fabric_class", default="default", help="fabric class name (references per class)")
+    cal.add_argument("--fabric", choices=["roce", "ib"], default=None)
+    cal.add_argument("--gpu-model", default=None)
+    cal.add_argument("--nic-gbps", type=float, default=None)
+    cal.add_argument("--k", type=float, default=3.0, help="lower bound = median - k * MAD (default 3)")
+    cal.add_argument("--min-band-pct", type=float, default=10.0,
+                     help="the bound is at least this many percent below the median (default 10)")
+    cal.add_argument("--floor", type=float, default=0.0, help="the bound is never below this, GB/s (default 0)")
+    cal.set_defaults(func=_cmd_calibrate)
 
     srv = sub.add_parser("serve-credentials", help="the reference R2-style credentials API over RgwUserIssuer")
     srv.add_argument("--host", default="127.0.0.1")
