@@ -8,6 +8,7 @@ pytest_plugins = [
     "fixtures.rdma",
     "fixtures.nccl",
     "fixtures.slurm",
+    "fixtures.storage_gate",  # before fixtures.s3, which imports it
     "fixtures.s3",
     "fixtures.soak",
 ]

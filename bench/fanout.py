@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from clusterproof.errors import ClusterproofError  # noqa: E402
 from clusterproof.inventory import Inventory, load_inventory  # noqa: E402
 from clusterproof.nodes.facts import NodeFacts, facts_command, gather_facts, parse_facts  # noqa: E402
+from clusterproof.nodes.openssh_config import openssh_config  # noqa: E402
 from clusterproof.nodes.ssh import SshPool  # noqa: E402
 
 CURVE = "KexAlgorithms=curve25519-sha256"
@@ -69,23 +70,7 @@ class Measurement:
 
 def write_ssh_config(inv: Inventory, path: Path) -> None:
     """An OpenSSH client config equivalent to the inventory's SSH settings (node names as Host aliases)."""
-    s = inv.ssh
-    lines = []
-    for n in inv.nodes:
-        lines += [f"Host {n.name}", f"    HostName {n.host}", f"    Port {n.port}", f"    User {n.user}"]
-    lines += ["Host *", "    BatchMode yes", f"    ConnectTimeout {max(1, int(s.connect_timeout_s))}", "    LogLevel ERROR"]
-    lines += ["    ControlMaster no", "    ControlPath none"]
-    if s.key_file is not None:
-        lines += [f"    IdentityFile {s.key_file}"]
-        if not s.use_agent:
-            lines += ["    IdentitiesOnly yes"]
-    if s.known_hosts is not None:
-        lines += [f"    UserKnownHostsFile {s.known_hosts}", "    GlobalKnownHostsFile /dev/null"]
-    lines += [f"    StrictHostKeyChecking {'yes' if s.strict_host_keys else 'no'}"]
-    if s.jump_host is not None:
-        j = s.jump_host
-        lines += [f"    ProxyJump {j.user or s.user}@{j.host}:{j.port}"]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(openssh_config(inv))
 
 
 def check_facts(results: dict[str, NodeFacts | Exception], names: Sequence[str]) -> None:

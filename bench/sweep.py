@@ -21,6 +21,7 @@ from pathlib import Path
 from clusterproof.inventory import Inventory, load_inventory
 from clusterproof.network.collective import CollectiveRunner, launcher_argv
 from clusterproof.network.launch import render
+from clusterproof.nodes.openssh_config import openssh_config
 from clusterproof.nodes.ssh import SshPool
 
 
@@ -62,8 +63,9 @@ def main() -> int:
         inv_path, ssh_config = sbx.inventory_path, sbx.ssh_config
     try:
         inv = load_inventory(inv_path)
-        if ssh_config is None and (inv_path.parent / "ssh_config").exists():
-            ssh_config = inv_path.parent / "ssh_config"
+        if ssh_config is None:  # the inventory's key, known_hosts and jump host, as OpenSSH options
+            ssh_config = Path(tempfile.mkdtemp(prefix="cp-bench-ssh-")) / "ssh_config"
+            ssh_config.write_text(openssh_config(inv))
         with SshPool.from_inventory(inv) as pool, tempfile.TemporaryDirectory() as logs:
             runner = CollectiveRunner(pool, inv, "bench", Path(logs), lock_dir=Path(logs))
             through_suite(runner, inv, args.collective)  # warm-up: connections open, page cache warm

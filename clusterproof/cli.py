@@ -3,13 +3,17 @@
     clusterproof sandbox up [--nodes 4] [--slurm]   start N nodes + a real Ceph RGW + the credentials service (+ Slurm)
     clusterproof sandbox status | down
     clusterproof sandbox rolling-restart credentials | rgw   restart the API replicas one at a time, or the RGW
-    clusterproof sandbox fault slow-link node03 | clear node03 | break-gids node02 [--mode other_index] | stop-sshd node04 ...
+    clusterproof sandbox fault KIND NODE     slow-link | clear-slow-link | break-gids [--mode other_index] |
+                                             garbage-gids | restore-gids | stop-sshd | start-sshd |
+                                             hang-sshd | continue-sshd | rekey-sshd | restore-sshd-key |
+                                             flaky P | clear-flaky | slow-node F [--from-size 1M] | clear-slow-node
     clusterproof sandbox fault stop-slurmd node03 | start-slurmd node03 | drain node02 "bad fan" | resume node02
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
     clusterproof report build reports/<run-id> [--baseline DIR]
     clusterproof report history reports/
     clusterproof calibrate reports/<run> [reports/<run> ...] --class NAME > references.yaml
     clusterproof serve-credentials --port 7499
+    clusterproof storage cleanup --cluster my-cluster.yaml   remove everything the storage suite ever left on that RGW
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from clusterproof.errors import ClusterproofError
 from clusterproof.units import parse_size
 
 CREDENTIALS_TOKEN_ENV = "CP_CREDENTIALS_TOKEN"
+#: ``clusterproof sandbox fault KIND``: every fault and its undo.
+FAULT_KINDS = ["slow-link", "clear-slow-link", "break-gids", "garbage-gids", "restore-gids", "stop-sshd", "start-sshd",
+               "hang-sshd", "continue-sshd", "rekey-sshd", "restore-sshd-key", "flaky", "clear-flaky", "slow-node",
+               "clear-slow-node", "stop-slurmd", "start-slurmd", "drain", "resume"]
 SERVICE_PORT = 7499
 
 
@@ -189,6 +197,20 @@ def sandbox_down(state_dir: Path) -> None:
         print(line)
 
 
+def _storage_status(state_dir: Path) -> dict[str, object]:
+    """RGW, its mon and osd, and the credentials service: pid (None when down) and whether each answers."""
+    from clusterproof.sandbox import rgw
+
+    if not (state_dir / "rgw").exists():
+        return {"configured": False}
+    st = rgw.status(state_dir / "rgw")
+    pid_file = state_dir / "credentials-service.pid"
+    service_pid = int(pid_file.read_text()) if pid_file.exists() else None
+    service_up = service_pid is not None and _alive(service_pid)
+    return {"configured": True, "rgw_up": st.up, "endpoint": st.endpoint, "daemons": dict(st.daemons),
+            "credentials_service": {"pid": service_pid, "up": service_up}}
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from clusterproof.sandbox import cluster, faults
     from clusterproof.sandbox import slurm as sandbox_slurm
@@ -202,7 +224,9 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         return _rolling_restart(state_dir, args.what)
     elif args.action == "status":
         st = cluster.status(state_dir)
-        print(yaml.safe_dump(st, sort_keys=False) if st else f"no sandbox in {state_dir}")
+        if st.get("status") != "down":
+            st["storage"] = _storage_status(state_dir)
+        print(yaml.safe_dump(st, sort_keys=False))
     elif args.action == "fault":
         sbx = cluster.SandboxCluster.from_state(state_dir)
         kind, node = args.kind, args.node
@@ -213,6 +237,12 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             "restore-gids": lambda: faults.restore_gid_table(sbx, node),
             "stop-sshd": lambda: faults.stop_sshd(sbx, node),
             "start-sshd": lambda: faults.start_sshd(sbx, node),
+            "hang-sshd": lambda: faults.hang_sshd(sbx, node),
+            "continue-sshd": lambda: faults.continue_sshd(sbx, node),
+            "garbage-gids": lambda: faults.garbage_gids(sbx, node),
+            "rekey-sshd": lambda: faults.rekey_sshd(sbx, node),
+            "restore-sshd-key": lambda: faults.restore_sshd_key(sbx, node),
+
             "flaky": lambda: faults.flaky(sbx, node, float(args.value[0]) if args.value else 0.2),
             "clear-flaky": lambda: faults.clear_flaky(sbx, node),
             "slow-node": lambda: faults.slow_node(sbx, node, float(args.value[0]) if args.value else 1.5,
@@ -310,6 +340,43 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_storage(args: argparse.Namespace) -> int:
+    """``storage cleanup``: remove every temporary user, key, role, policy and bucket of the storage suite."""
+    from clusterproof.inventory import load_inventory, read_env_file
+    from clusterproof.storage.admin import RgwAdminSession
+    from clusterproof.storage.preflight import endpoint_answers, missing_keys
+    from clusterproof.storage.suite_cleanup import count_suite_leftovers, remove_suite_leftovers
+
+    inv = load_inventory(Path(args.cluster))
+    if inv.env_file is not None:
+        for key, value in read_env_file(inv.env_file).items():
+            os.environ.setdefault(key, value)
+    storage = inv.storage
+    if storage is None:
+        raise ClusterproofError(f"{inv.source}: no storage section: nothing to clean up")
+    missing = missing_keys(storage)
+    if missing:
+        raise ClusterproofError(f"{inv.source}: admin keys not in the environment ({', '.join(missing)})")
+    why = endpoint_answers(storage.endpoint)
+    if why is not None:
+        raise ClusterproofError(f"RGW at {storage.endpoint} does not answer ({why}); nothing removed")
+    access, secret = storage.env_value("admin_access_key_env"), storage.env_value("admin_secret_key_env")
+    assert access and secret
+    admin = RgwAdminSession(storage.endpoint, access, secret, region=storage.region)
+    done = remove_suite_leftovers(admin)
+    if done.problems:  # one more pass: a deletion that timed out has often gone through (RGW just restarted)
+        again = remove_suite_leftovers(admin)
+        for mine, theirs in ((done.users, again.users), (done.roles, again.roles),
+                             (done.helper_users, again.helper_users), (done.buckets, again.buckets)):
+            mine.extend(theirs)
+        done.problems = again.problems
+    print(f"removed from {storage.endpoint}: {done.summary()}")
+    for problem in done.problems:
+        print(f"  could not remove: {problem}", file=sys.stderr)
+    left = count_suite_leftovers(admin)
+    print("left: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in left.items()))
+    return 1 if done.problems or any(left.values()) else 0
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from clusterproof.network import reference
 
@@ -344,9 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     rr = sba.add_parser("rolling-restart", help="restart the credential API replicas one at a time (graceful), or the RGW")
     rr.add_argument("what", choices=["credentials", "rgw"])
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
-    fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd",
-                                        "flaky", "clear-flaky", "slow-node", "clear-slow-node",
-                                        "stop-slurmd", "start-slurmd", "drain", "resume"])
+    fault.add_argument("kind", choices=FAULT_KINDS, help="each fault's undo: clear-slow-link, restore-gids (break-gids and "
+                       "garbage-gids), start-sshd, continue-sshd, restore-sshd-key, clear-flaky, clear-slow-node, "
+                       "start-slurmd, resume")
     fault.add_argument("node")
     fault.add_argument("value", nargs="*", default=[],
                        help="flaky: probability per run (default 0.2); slow-node: factor (default 1.5); "
@@ -374,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     h = repa.add_parser("history")
     h.add_argument("path", nargs="?", default="reports")
     rep.set_defaults(func=_cmd_report)
+
+    st = sub.add_parser("storage", help="storage housekeeping on the inventory's RGW")
+    sta = st.add_subparsers(dest="action", required=True)
+    clean = sta.add_parser("cleanup", help="remove every temporary user, key, role, policy and bucket the storage suite made")
+    clean.add_argument("--cluster", required=True, help="the inventory (its storage section and admin key variables)")
+    st.set_defaults(func=_cmd_storage)
 
     cal = sub.add_parser("calibrate", help="references (median, median - k*MAD) from healthy saved runs, as YAML")
     cal.add_argument("runs", nargs="+", help="run directories (reports/<run-id>) or results.parquet files")

@@ -1,4 +1,6 @@
-"""N = 32: the node and network suites, unchanged, against a 32-node sandbox (a small sweep keeps it short)."""
+"""N = 32: the node and network suites, unchanged, against a 32-node sandbox with its default inventory: every
+collective, the default thresholds (1M is checked) and a sweep cut to 256K-1M to keep it short; afterwards nothing
+of any run is left on any node."""
 
 from __future__ import annotations
 
@@ -28,18 +30,14 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def inventory_32(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Yields: an inventory for a 32-node sandbox (nodes only, no RGW), with a tiny all_reduce sweep.
+    """Yields: the default inventory of a 32-node sandbox (nodes only, no RGW), its sweep cut to 256K-1M.
     Scope: module. Cleans up: the whole sandbox."""
     if cluster.read_state(STATE_DIR) is not None:
         sandbox_down(STATE_DIR)
     inv = sandbox_up(32, STATE_DIR, with_storage=False, subnet="192.168.87", prefix="cpw_")
     try:
         doc = yaml.safe_load(inv.read_text())
-        doc["nccl_tests"].update(
-            collectives=["all_reduce"], node_counts=[8],
-            sweep={"min_bytes": "1K", "max_bytes": "16K", "step_factor": 4, "iters": 2, "warmup_iters": 1, "gpus_per_rank": 1, "check": 1},
-        )
-        doc["thresholds"] = {}
+        doc["nccl_tests"]["sweep"].update(min_bytes="256K", max_bytes="1M")  # every collective and threshold stays
         out = tmp_path_factory.mktemp("inv32") / "inventory.yaml"
         out.write_text(yaml.safe_dump(doc))
         yield out
@@ -53,6 +51,14 @@ def test_suites_pass_on_32_nodes(inventory_32: Path, tmp_path: Path) -> None:
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-2000:]
     df = pd.read_parquet(tmp_path / "latest" / "results.parquet")
-    assert sorted(set(df["n_nodes"])) == [8, 32]
+    assert sorted(set(df["n_nodes"])) == [2, 32]
+    assert set(df[df["n_nodes"] == 32]["collective"]) == set(cluster.COLLECTIVES)
     assert (df[df["n_nodes"] == 32]["n_ranks"] == 32).all() and (df["wrong"] == 0).all()
     assert len(pd.read_csv(tmp_path / "latest" / "nodes.csv")) == 32
+    from clusterproof.inventory import load_inventory
+    from clusterproof.nodes.ssh import SshPool
+
+    with SshPool.from_inventory(load_inventory(inventory_32)) as pool:
+        left = {n: r.stdout.strip() for n, r in pool.run_all("ls -d /tmp/clusterproof/* /tmp/ompi.* 2>/dev/null; true").items()
+                if not isinstance(r, Exception)}
+    assert left == {f"node{i:02d}": "" for i in range(1, 33)}, {n: v for n, v in left.items() if v}

@@ -35,3 +35,15 @@ def test_sandbox_status_of_nothing(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_parser_rejects_unknown_fault() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["sandbox", "fault", "melt", "node01"])
+
+
+def test_help_names_only_faults_that_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    from clusterproof.cli import FAULT_KINDS, build_parser
+
+    text = build_parser().format_help()
+    assert " clear " not in text and "| clear node03" not in text
+    with pytest.raises(SystemExit):
+        main(["sandbox", "fault", "-h"])
+    fault_help = capsys.readouterr().out
+    for kind in FAULT_KINDS:
+        assert kind in fault_help

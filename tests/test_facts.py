@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -10,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from clusterproof.errors import ParseError
-from clusterproof.nodes.facts import MARKER, SECTIONS, NodeFacts, facts_command, facts_frame, parse_facts
+from clusterproof.nodes.facts import (
+    MARKER,
+    SECTIONS,
+    NodeFacts,
+    facts_command,
+    facts_frame,
+    parse_facts,
+    section_problems,
+)
 from clusterproof.results import NODE_COLUMNS
 
 DATA = Path(__file__).parent / "data" / "facts"
@@ -71,28 +80,62 @@ def test_facts_host_machine_without_infiniband() -> None:
 
 
 def test_facts_truncated_output_names_node_and_missing_sections() -> None:
-    with pytest.raises(ParseError) as e:
-        parse_facts("node7", _load("malformed-truncated.txt"))
-    msg = str(e.value)
-    assert msg.startswith("node7: ")
-    assert "'gpu'" in msg and "'gids'" in msg and "'end'" in msg
+    f = parse_facts("node7", _load("malformed-truncated.txt"))
+    assert f.hostname  # the sections before the cut are still read
+    for section in ("gpu", "gids"):
+        assert f.section_errors[section].startswith(f"node7: facts section '{section}' missing")
+        assert "cut off" in f.section_errors[section]
+    assert "hostname" not in f.section_errors
 
 
 def test_facts_garbage_section_names_node_and_section() -> None:
-    with pytest.raises(ParseError, match=r"^node1: facts section 'mem': .*'lots of memory'"):
-        parse_facts("node1", _load("malformed-mem.txt"))
+    f = parse_facts("node1", _load("malformed-mem.txt"))
+    assert re.match(r"^node1: facts section 'mem': .*'lots of memory'", f.section_errors["mem"])
+    assert math.isnan(f.mem_gib)  # unknown, not a made-up number
+    assert list(f.section_errors) == ["mem"] and f.hostname and f.cpus >= 1
 
 
 def test_facts_garbage_epoch_names_section() -> None:
     text = _load("sandbox-node1.txt").replace("1795556341.695426835", "+%s.%N")
-    with pytest.raises(ParseError, match=r"node1: facts section 'epoch'"):
-        parse_facts("node1", text)
+    f = parse_facts("node1", text)
+    assert f.section_errors["epoch"].startswith("node1: facts section 'epoch'")
+    assert math.isnan(f.epoch)
 
 
-def test_facts_gid_garbage_names_node_and_gids_section() -> None:
+def test_facts_gid_garbage_fails_only_the_gids_section() -> None:
     text = _load("sandbox-node1.txt").replace("mlx5_0\t1\t5\t", "mlx5_0\t1\tfive\t")
-    with pytest.raises(ParseError, match=r"^node1: facts section 'gids': "):
-        parse_facts("node1", text)
+    f = parse_facts("node1", text)
+    assert list(f.section_errors) == ["gids"]
+    assert f.section_errors["gids"].startswith("node1: facts section 'gids': ")
+    assert "five" in f.section_errors["gids"]  # the offending line is quoted
+    assert f.gids.empty and f.hostname == "node1" and f.binaries
+    assert section_problems(f, ["hostname", "bin"]) == []
+    assert section_problems(f, ["gids"]) == [f.section_errors["gids"]]
+
+
+def test_facts_undecodable_gid_file_fails_only_the_gids_section() -> None:
+    """What the garbage-gids sandbox fault writes: bytes that are not UTF-8 (decoded with U+FFFD by the pool)."""
+    raw = _load("sandbox-node1.txt").replace("0000:0000:0000:0000:0000:ffff:c0a8:510b", b"\xff\xfe\x00garbage\x9c".decode("utf-8", "replace"), 1)
+    f = parse_facts("node1", raw)
+    assert list(f.section_errors) == ["gids"] and "undecodable bytes" in f.section_errors["gids"]
+
+
+@pytest.mark.parametrize("junk", ["", "\n", "::clusterproof-facts gids\n", "\x00\ufffd", "::clusterproof-facts end\n9 9 9"])
+def test_facts_parser_is_total_on_cut_and_mangled_output(junk: str) -> None:
+    """Cut the real output at every 23rd character and splice junk in: only ParseError or section errors."""
+    text = _load("sandbox-node1.txt")
+    for cut in range(0, len(text), 23):
+        _check_total(text[:cut] + junk + text[cut + len(junk) :])
+
+
+def _check_total(mangled: str) -> None:
+    try:
+        f = parse_facts("node1", mangled)
+    except ParseError as e:
+        assert str(e).startswith("node1: ")
+        return
+    for section, why in f.section_errors.items():
+        assert why.startswith(f"node1: facts section {section!r}")
 
 
 def test_facts_not_facts_output_at_all() -> None:

@@ -5,7 +5,13 @@ The launcher (``mpirun`` or ``srun``) runs on the first node of the set, in a sc
 ``out.log`` there (so a run that times out still leaves a log to fetch), and NCCL writes one debug file per
 process there (``NCCL_DEBUG_FILE``). An SSH timeout does not stop the remote launcher, so on a timeout or any
 failure every process carrying this job's marker (``CLUSTERPROOF_JOB=<job_id>`` in its environment, exported to
-every rank) is ended by pid on every node of the set.
+every rank, and as the unknown MCA parameter ``clusterproof_job`` on mpirun's and every ``orted``'s command line)
+is ended by pid on every node of the set.
+
+OpenMPI's session directory goes into the scratch directory too (``orte_tmpdir_base``, passed on to every
+orted), so removing the scratch directory on every node, after every run, leaves nothing of the job anywhere.
+That removal is checked and retried once; whatever could not be removed or ended is in
+:attr:`CollectiveResult.cleanup_errors`, judged by :func:`cleanup_findings` (``Criterion.REMOTE_CLEANUP``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clusterproof.errors import ClusterproofError, ParseError
+from clusterproof.findings import Criterion, Evidence, Finding, Subject, failed, node_subject, passed
 from clusterproof.inventory import Inventory, Node, SweepSpec
 from clusterproof.network import nccl, nccl_debug, srun_job
 from clusterproof.network.launch import HostSlot, Mpirun, NcclTestsCommand, Srun, render
@@ -51,6 +58,14 @@ class CollectiveResult:
     parse_error: str | None = None
     debug_files: dict[str, str] = field(default_factory=dict)  # "<node>/<file>" -> text (redacted)
     cleanup_errors: list[str] = field(default_factory=list)
+    hosts: dict[str, str] = field(default_factory=dict)  # node name -> the address the launcher was given
+    not_launched: str | None = None  # why nothing was launched (a node of the set already known to be down)
+
+    @classmethod
+    def skipped_launch(cls, collective: str, nodes: list[str], why: str) -> CollectiveResult:
+        """The result of a run that was not launched at all, saying why (nothing ran, so nothing is left)."""
+        return cls(job_id="", collective=collective, nodes=nodes, command="", rc=None, timed_out=False, seconds=0.0,
+                   log_path=Path("(not launched)"), log_text="", run=None, parse_error=why, not_launched=why)
 
     @property
     def head(self) -> str:
@@ -90,6 +105,11 @@ def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: M
     settings = inv.nccl_tests
     binary = f"{settings.bin_dir.rstrip('/')}/{collective}_perf"
     cmd = _sweep_command(binary, sweep or settings.sweep)
+    mca = dict(settings.mca)
+    if JOB_MARKER in env:  # tags mpirun and every orted on their command line, and puts the session dir in scratch
+        mca.setdefault("clusterproof_job", env[JOB_MARKER])
+        if "CLUSTERPROOF_SCRATCH" in env:
+            mca.setdefault("orte_tmpdir_base", env["CLUSTERPROOF_SCRATCH"])
     if settings.launcher == "srun":
         slots = {n.slots for n in nodes}
         if len(slots) != 1:
@@ -99,15 +119,18 @@ def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: M
                     mpi=slurm.mpi if slurm else "pmix", srun=slurm.srun if slurm else "srun",
                     extra_args=tuple(srun_job.srun_job_options(slurm, env.get(JOB_MARKER), settings.timeout_s))).argv(cmd)
         return ["env", *(f"{k}={v}" for k, v in env.items()), *srun] if env else srun
-    return Mpirun(hosts=[HostSlot(n.host, n.slots) for n in nodes], env=env, mca=settings.mca, mpirun=settings.mpirun).argv(cmd)
+    return Mpirun(hosts=[HostSlot(n.host, n.slots) for n in nodes], env=env, mca=mca, mpirun=settings.mpirun).argv(cmd)
 
 
 def _kill_marked_command(job_id: str, signal: str) -> str:
-    """A shell command that sends ``signal`` to every process whose environment carries this job's marker."""
+    """A shell command that sends ``signal`` to every process whose environment carries this job's marker, or whose
+    command line has the job id as one argument (mpirun and the orteds, via ``--mca clusterproof_job``)."""
     marker = shlex.quote(f"{JOB_MARKER}={job_id}")
+    job = shlex.quote(job_id)
     return (
         f"for p in /proc/[0-9]*; do "
-        f"if grep -qsxz {marker} \"$p/environ\" 2>/dev/null; then kill -{signal} \"${{p#/proc/}}\" 2>/dev/null && echo \"${{p#/proc/}}\"; fi; "
+        f"if grep -qsxz {marker} \"$p/environ\" 2>/dev/null || grep -qsxzF {job} \"$p/cmdline\" 2>/dev/null; "
+        f"then kill -{signal} \"${{p#/proc/}}\" 2>/dev/null && echo \"${{p#/proc/}}\"; fi; "
         f"done; true"
     )
 
@@ -175,6 +198,7 @@ class CollectiveRunner:
         if "NCCL_DEBUG_FILE" in env:
             env["NCCL_DEBUG_FILE"] = f"{scratch}/nccl.%h.%p.log"  # one file per process, on its own node
         env[JOB_MARKER] = job_id
+        env["CLUSTERPROOF_SCRATCH"] = scratch
         launch = render(launcher_argv(self.inventory, collective, nodes, env, sweep))
         q = shlex.quote(scratch)
         command = f"mkdir -p {q} && cd {q} && {JOB_MARKER}={shlex.quote(job_id)} {launch} > out.log 2>&1"
@@ -185,7 +209,7 @@ class CollectiveRunner:
         and end the job's processes on every node when it did not finish cleanly."""
         errors: list[str] = []
         others = job.nodes[1:]
-        if job.debug and others:
+        if others:  # NCCL debug files and the orteds' session directories go there
             for node, res in self.pool.run_all(f"mkdir -p {shlex.quote(job.scratch)}", nodes=others, timeout=30).items():
                 if isinstance(res, Exception) or not res.ok:
                     errors.append(f"{node}: could not create {job.scratch}: {res if isinstance(res, Exception) else res.stderr.strip()}")
@@ -244,6 +268,7 @@ class CollectiveRunner:
             parse_error=parse_error,
             debug_files=debug_files,
             cleanup_errors=errors,
+            hosts={n: self.pool.node(n).host for n in job.nodes},
         )
 
     def _kill_job(self, job_id: str, nodes: Sequence[str]) -> list[str]:
@@ -259,8 +284,12 @@ class CollectiveRunner:
                     killed = True
                     log.info("%s: sent SIG%s to pids %s of job %s", node, signal, res.stdout.split(), job_id)
             if not killed:
-                break
+                return errors
             time.sleep(pause)
+        time.sleep(0.2)  # SIGKILL is delivered asynchronously
+        for node, res in self.pool.run_all(_kill_marked_command(job_id, "0"), nodes=list(nodes), timeout=30).items():
+            if not isinstance(res, Exception) and res.stdout.strip():
+                errors.append(f"{node}: processes of job {job_id} survived SIGKILL: pids {' '.join(res.stdout.split())}")
         return errors
 
     def _fetch_log(self, head: str, path: str, errors: list[str]) -> str:
@@ -271,28 +300,63 @@ class CollectiveRunner:
             return f"# clusterproof: no launcher log could be read from {head}:{path} ({e})\n"
 
     def _fetch_debug_and_clean(self, job: _Job, errors: list[str]) -> dict[str, str]:
-        """One round trip per node: print this job's NCCL debug files, then remove the scratch directory (and the
-        run's directory once it is empty)."""
+        """One round trip per node: print this job's NCCL debug files, remove the scratch directory (with OpenMPI's
+        session directory in it, and the run's directory once it is empty) and say whether it is really gone; a
+        node where it is not gets one more try, then an error naming the node and the path."""
         q = shlex.quote(job.scratch)
         parent = shlex.quote(job.scratch.rsplit("/", 1)[0])
         show = f"for f in {q}/nccl.*.log; do [ -f \"$f\" ] || continue; printf '==> %s <==\\n' \"${{f##*/}}\"; cat \"$f\"; done; " if job.debug else ""
-        cmd = f"{show}rm -rf {q}; rmdir {parent} 2>/dev/null; true"
-        nodes = job.nodes if job.debug else job.nodes[:1]
+        remove = f"rm -rf {q}; rmdir {parent} 2>/dev/null; if [ -e {q} ]; then echo '{_LEFT}'; fi; true"
         files: dict[str, str] = {}
-        for node, res in self.pool.run_all(cmd, nodes=nodes, timeout=60).items():
+        retry: list[str] = []
+        for node, res in self.pool.run_all(show + remove, nodes=job.nodes, timeout=60).items():
+            if isinstance(res, Exception) or _LEFT in res.stdout:
+                retry.append(node)
             if isinstance(res, Exception):
-                errors.append(f"{node}: could not fetch NCCL debug files or remove {job.scratch}: {res}")
                 continue
-            name: str | None = None
-            buf: list[str] = []
-            for line in res.stdout.splitlines():
-                if line.startswith("==> ") and line.endswith(" <=="):
-                    if name:
-                        files[name] = redact("\n".join(buf))
-                    name = f"{node}/{line[4:-4]}"
-                    buf = []
-                else:
-                    buf.append(line)
+            files.update(_debug_files(node, res.stdout))
+        if retry:
+            for node, res in self.pool.run_all(remove, nodes=retry, timeout=60).items():
+                if isinstance(res, Exception):
+                    errors.append(f"{node}: could not remove {job.scratch} (tried twice): {res}")
+                elif _LEFT in res.stdout or not res.ok:
+                    errors.append(f"{node}: {job.scratch} is still there after two tries ({res.stderr.strip() or 'rm -rf failed'})")
+        return files
+
+
+#: What the removal prints when the scratch directory is still there afterwards.
+_LEFT = "::clusterproof-left-behind"
+
+
+def _debug_files(node: str, stdout: str) -> dict[str, str]:
+    files: dict[str, str] = {}
+    name: str | None = None
+    buf: list[str] = []
+    for line in stdout.splitlines():
+        if line == _LEFT:
+            continue
+        if line.startswith("==> ") and line.endswith(" <=="):
             if name:
                 files[name] = redact("\n".join(buf))
-        return files
+            name = f"{node}/{line[4:-4]}"
+            buf = []
+        else:
+            buf.append(line)
+    if name:
+        files[name] = redact("\n".join(buf))
+    return files
+
+
+def cleanup_findings(res: CollectiveResult, label: str) -> list[Finding]:
+    """``Criterion.REMOTE_CLEANUP`` for one run: a PASS when nothing of it is left on any node, else one FAIL per
+    node that kept a process or a file (the message names node and what is left)."""
+    subject_of = {n: node_subject(n) for n in res.nodes}
+    fails = []
+    for line in res.cleanup_errors:
+        node = line.split(":", 1)[0]
+        subject = subject_of.get(node, Subject("node_set", label))
+        fails.append(failed(Criterion.REMOTE_CLEANUP, subject, f"{label}: {line}", evidence=[Evidence(f"logs/{res.log_path.name}")]))
+    if fails:
+        return fails
+    return [passed(Criterion.REMOTE_CLEANUP, Subject("node_set", label),
+                   f"{label}: no process, scratch file or session directory left on {len(res.nodes)} node(s)")]

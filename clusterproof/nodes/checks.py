@@ -11,13 +11,20 @@ from collections.abc import Mapping, Sequence
 
 from clusterproof import findings as fd
 from clusterproof.findings import Criterion, Finding, Subject, node_subject
-from clusterproof.nodes.facts import NodeFacts
+from clusterproof.nodes.facts import NodeFacts, section_problems
 
 Gathered = NodeFacts | Exception | None
 
 
-def reachable(facts: Mapping[str, Gathered]) -> dict[str, NodeFacts]:
-    return {k: v for k, v in facts.items() if isinstance(v, NodeFacts)}
+def reachable(facts: Mapping[str, Gathered], section: str | None = None) -> dict[str, NodeFacts]:
+    """Nodes that gave facts (and, with ``section``, whose section was readable: the others fail their own tests)."""
+    return {k: v for k, v in facts.items() if isinstance(v, NodeFacts) and (section is None or section not in v.section_errors)}
+
+
+def _unreadable(criterion: Criterion, node: str, value: NodeFacts, *sections: str) -> Finding | None:
+    """A failure quoting why the facts sections this check reads could not be parsed (the node stays reachable)."""
+    problems = section_problems(value, sections)
+    return fd.failed(criterion, node_subject(node), "\n".join(problems)) if problems else None
 
 
 def _unreached(criterion: Criterion, node: str, value: Gathered) -> Finding | None:
@@ -34,6 +41,8 @@ def check_reachable(node: str, host: str, value: Gathered) -> list[Finding]:
         return [fd.failed(Criterion.NODES_REACHABLE, subject, f"{node}: no facts were gathered")]
     if isinstance(value, Exception):
         return [fd.failed(Criterion.NODES_REACHABLE, subject, f"{node}: {value}")]
+    if (bad := _unreadable(Criterion.NODES_REACHABLE, node, value, "hostname")) is not None:
+        return [bad]
     if not value.hostname:
         return [fd.failed(Criterion.NODES_REACHABLE, subject, f"{node}: empty hostname from {host}")]
     return [fd.passed(Criterion.NODES_REACHABLE, subject, f"{node}: answered as {value.hostname}",
@@ -42,7 +51,7 @@ def check_reachable(node: str, host: str, value: Gathered) -> list[Finding]:
 
 def check_hostnames_unique(facts: Mapping[str, Gathered]) -> list[Finding]:
     """No two nodes share a hostname (MPI and NCCL key on it): a failure per clashing node."""
-    good = reachable(facts)
+    good = reachable(facts, "hostname")
     if not good:
         return [fd.not_tested(Criterion.NODE_FACTS, Subject("node_set", "all"), "no reachable node")]
     seen: dict[str, list[str]] = {}
@@ -62,7 +71,7 @@ def check_hostnames_unique(facts: Mapping[str, Gathered]) -> list[Finding]:
 def check_clock_skew(facts: Mapping[str, Gathered], max_skew_s: float) -> list[Finding]:
     """Node clocks agree within ``max_skew_s`` (``network.max_clock_skew_s``). When the spread is too wide, the
     node furthest from the median fails; the others pass when they are within the limit of the median."""
-    good = reachable(facts)
+    good = reachable(facts, "epoch")
     subject = Subject("node_set", ",".join(sorted(good)) or "all")
     if len(good) < 2:
         return [fd.not_tested(Criterion.CLOCKS, subject, "fewer than two reachable nodes: no skew to measure")]
@@ -86,6 +95,8 @@ def check_binaries(node: str, value: Gathered, binaries: Sequence[str], bin_dir:
     if (skip := _unreached(Criterion.NODE_FACTS, node, value)) is not None:
         return [skip]
     assert isinstance(value, NodeFacts)
+    if (bad := _unreadable(Criterion.NODE_FACTS, node, value, "bin")) is not None:
+        return [bad]
     missing = [b for b in binaries if not value.binaries.get(b)]
     if missing:
         return [fd.failed(Criterion.NODE_FACTS, node_subject(node), f"{node}: missing or not executable: "
@@ -101,6 +112,8 @@ def check_launcher(node: str, value: Gathered, launcher: str) -> list[Finding]:
     if (skip := _unreached(Criterion.NODE_FACTS, node, value)) is not None:
         return [skip]
     assert isinstance(value, NodeFacts)
+    if (bad := _unreadable(Criterion.NODE_FACTS, node, value, "mpirun")) is not None:
+        return [bad]
     if not value.mpirun:
         return [fd.failed(Criterion.NODE_FACTS, subject, f"{node}: mpirun not found on PATH (OpenMPI must be "
                           "installed on every node for its daemons)")]
@@ -112,6 +125,8 @@ def check_facts_complete(node: str, value: Gathered) -> list[Finding]:
     if (skip := _unreached(Criterion.NODE_FACTS, node, value)) is not None:
         return [skip]
     assert isinstance(value, NodeFacts)
+    if (bad := _unreadable(Criterion.NODE_FACTS, node, value, "cpu", "mem", "kernel", "nic")) is not None:
+        return [bad]
     problems = []
     if value.cpus < 1:
         problems.append(f"cpus = {value.cpus}")

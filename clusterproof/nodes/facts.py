@@ -1,7 +1,13 @@
 """Node facts (hostname, clock, kernel, CPU, memory, NICs, GPUs, mpirun, binaries, GID table) in one round trip.
 
 :func:`facts_command` builds ONE POSIX ``sh`` command whose output has a section per fact; :func:`parse_facts`
-turns that text into :class:`NodeFacts`; :func:`gather_facts` runs it on many nodes in parallel over an
+turns that text into :class:`NodeFacts`, **section by section**: a section that is missing or holds
+garbage is recorded in :attr:`NodeFacts.section_errors` (with the offending line) and leaves its fields at their
+"unknown" defaults, while every other section is still parsed, so one bad file on a node fails only the test of
+that fact and the node stays reachable. Each section has one parser in :data:`SECTION_PARSERS`
+(``parser(facts, lines)`` sets fields or raises :class:`ParseError`); to add a fact, add its lines to the script
+and its parser there (put free-form results in :attr:`NodeFacts.extra`). :func:`section_problems` is what a test
+asks before it reads a fact; :func:`gather_facts` runs it on many nodes in parallel over an
 :class:`~clusterproof.nodes.ssh.SshPool` and estimates each node's clock offset from the send/receive times.
 
 The command only uses shell builtins where it touches many files (``read -r`` with redirects, globs,
@@ -15,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +36,7 @@ if TYPE_CHECKING:
 #: Prefix of the line that starts each section of the facts output.
 MARKER = "::clusterproof-facts"
 SECTIONS: tuple[str, ...] = ("hostname", "epoch", "kernel", "cpu", "mem", "nic", "gpu", "mpirun", "bin", "gids", "nccl", "end")
-#: Sections a facts output of an older clusterproof may lack.
+#: Sections older facts output lacks: their absence is no error.
 OPTIONAL_SECTIONS = frozenset({"nccl"})
 
 # One fact per section. `read -r x 2>/dev/null <file`: the stderr redirect comes first so that a missing
@@ -59,6 +65,12 @@ echo "$M end"
 """
 
 
+def _empty_gids() -> pd.DataFrame:
+    from clusterproof.network.rdma import GID_COLUMNS
+
+    return pd.DataFrame([], columns=list(GID_COLUMNS))
+
+
 @dataclass
 class NodeFacts:
     """What one node is. ``mem_gib`` is MemTotal in GiB; ``nics`` maps interface -> MTU; ``nic_state`` maps
@@ -68,22 +80,25 @@ class NodeFacts:
     :data:`clusterproof.network.rdma.GID_COLUMNS`. ``probe_rtt_s`` (round trip of the facts command) and
     ``clock_offset_s`` (node clock minus local clock, estimated at the midpoint of the round trip) are set by
     :func:`gather_facts`; NaN when parsed from text alone.
+
+    ``section_errors`` maps a section that could not be read to why (naming the node, the section and the
+    line); that section's fields keep the defaults below, which mean "unknown", never a measured value.
     """
 
     node: str
-    hostname: str
-    epoch: float
-    kernel: str
-    cpu_model: str
-    cpus: int
-    mem_gib: float
-    gpus: list[str]
-    gpu_model: str | None
-    nics: dict[str, int]
-    nic_state: dict[str, str]
-    mpirun: str | None
-    binaries: dict[str, bool]
-    gids: pd.DataFrame
+    hostname: str = ""
+    epoch: float = math.nan
+    kernel: str = ""
+    cpu_model: str = ""
+    cpus: int = 0
+    mem_gib: float = math.nan
+    gpus: list[str] = field(default_factory=list)
+    gpu_model: str | None = None
+    nics: dict[str, int] = field(default_factory=dict)
+    nic_state: dict[str, str] = field(default_factory=dict)
+    mpirun: str | None = None
+    binaries: dict[str, bool] = field(default_factory=dict)
+    gids: pd.DataFrame = field(default_factory=_empty_gids)
     probe_rtt_s: float = math.nan
     clock_offset_s: float = math.nan
     host: str = ""
@@ -91,11 +106,17 @@ class NodeFacts:
     #: nvidia-smi exists but failed (driver problem): its output, so the suite can show it.
     gpu_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    section_errors: dict[str, str] = field(default_factory=dict)
     #: The libnccl the node would load (``LD_LIBRARY_PATH``, then the loader cache, then the usual library
     #: directories) and its version from the file name (``libnccl.so.2.21.5`` -> ``"2.21.5"``); None when none
     #: was found, or the output had no ``nccl`` section (older facts output).
     nccl_version: str | None = None
     nccl_library: str | None = None
+
+
+def section_problems(facts: NodeFacts, sections: Sequence[str]) -> list[str]:
+    """Why each of ``sections`` could not be read on this node (empty when all of them were)."""
+    return [facts.section_errors[s] for s in sections if s in facts.section_errors]
 
 
 def facts_command(sysfs_root: str = "/sys", binaries: Sequence[str] = ()) -> str:
@@ -136,11 +157,10 @@ def _split_sections(node: str, text: str) -> dict[str, list[str]]:
             current = sections.setdefault(name, [])
         elif current is not None:
             current.append(line)
-    missing = [s for s in SECTIONS if s not in sections and s not in OPTIONAL_SECTIONS]
-    if missing:
+    if not sections:
         raise ParseError(
-            f"{node}: facts output has no {', '.join(repr(m) for m in missing)} section(s) "
-            f"(truncated, or not the output of facts_command?); first line: {text.strip().splitlines()[:1]}"
+            f"{node}: facts output has no 'hostname' section, nor any other (not the output of facts_command?); "
+            f"first line: {text.strip().splitlines()[:1]}"
         )
     return sections
 
@@ -231,6 +251,58 @@ def _parse_binaries(node: str, lines: list[str]) -> dict[str, bool]:
     return out
 
 
+def _hostname(f: NodeFacts, lines: list[str]) -> None:
+    f.hostname = _one_line(f.node, "hostname", lines)
+
+
+def _epoch(f: NodeFacts, lines: list[str]) -> None:
+    epoch_text = _one_line(f.node, "epoch", lines)
+    try:
+        epoch = float(epoch_text)
+    except ValueError:
+        raise ParseError(f"{f.node}: facts section 'epoch': not a time: {epoch_text!r} (needs GNU date +%s.%N)") from None
+    if not math.isfinite(epoch) or epoch <= 0:
+        raise ParseError(f"{f.node}: facts section 'epoch': not a time: {epoch_text!r}")
+    f.epoch = epoch
+
+
+def _kernel(f: NodeFacts, lines: list[str]) -> None:
+    f.kernel = _one_line(f.node, "kernel", lines)
+
+
+def _cpu(f: NodeFacts, lines: list[str]) -> None:
+    f.cpu_model, f.cpus = _parse_cpu(f.node, lines)
+
+
+def _mem(f: NodeFacts, lines: list[str]) -> None:
+    f.mem_gib = _parse_mem(f.node, lines)
+
+
+def _nic(f: NodeFacts, lines: list[str]) -> None:
+    f.nics, f.nic_state = _parse_nics(f.node, lines)
+
+
+def _gpu(f: NodeFacts, lines: list[str]) -> None:
+    f.gpus, f.gpu_model, f.gpu_error = _parse_gpus(lines)
+
+
+def _mpirun(f: NodeFacts, lines: list[str]) -> None:
+    f.mpirun, f.mpirun_path = _parse_mpirun(lines)
+
+
+def _bin(f: NodeFacts, lines: list[str]) -> None:
+    f.binaries = _parse_binaries(f.node, lines)
+
+
+def _gids(f: NodeFacts, lines: list[str]) -> None:
+    from clusterproof.network.rdma import parse_gid_dump
+
+    try:
+        f.gids = parse_gid_dump("\n".join(lines))
+    except ParseError as e:
+        raise ParseError(f"{f.node}: facts section 'gids': {e}") from None
+
+
 _NCCL_FILE = re.compile(r"libnccl\.so\.(2\.\d+\.\d+)$")
 
 
@@ -239,60 +311,64 @@ def _parse_nccl(lines: list[str]) -> tuple[str | None, str | None]:
     loader looks."""
     for ln in lines:
         _, _, path = ln.strip().partition(" ")
-        m = _NCCL_FILE.search(path.strip())
-        if m:
-            return m.group(1), path.strip()
+        found = _NCCL_FILE.search(path.strip())
+        if found:
+            return found.group(1), path.strip()
     return None, None
 
 
+def _nccl(f: NodeFacts, lines: list[str]) -> None:
+    f.nccl_version, f.nccl_library = _parse_nccl(lines)
+
+
+#: Parses one section's lines into the node's facts, or raises ParseError naming the node, section and line.
+SectionParser = Callable[[NodeFacts, list[str]], None]
+
+#: Every section of the facts output and its parser, in output order ("end" only proves the output is complete).
+SECTION_PARSERS: dict[str, SectionParser] = {
+    "hostname": _hostname,
+    "epoch": _epoch,
+    "kernel": _kernel,
+    "cpu": _cpu,
+    "mem": _mem,
+    "nic": _nic,
+    "gpu": _gpu,
+    "mpirun": _mpirun,
+    "bin": _bin,
+    "gids": _gids,
+    "nccl": _nccl,
+}
+
+
 def parse_facts(node: str, text: str) -> NodeFacts:
-    """Parse the output of :func:`facts_command` from node ``node``.
+    """Parse the output of :func:`facts_command` from node ``node``, section by section.
 
     Returns:
         The node's :class:`NodeFacts` (``probe_rtt_s``/``clock_offset_s`` NaN; :func:`gather_facts` sets them).
+        A section that is missing (output cut off) or holds garbage is in ``section_errors``, named with the
+        node, the section and the offending line; the other sections are parsed regardless.
 
     Raises:
-        ParseError: a section is missing or holds garbage; the message names the node and the section.
+        ParseError: the text has no section at all (not the output of the facts command).
     """
-    from clusterproof.network.rdma import parse_gid_dump
-
-    s = _split_sections(node, text)
-    hostname = _one_line(node, "hostname", s["hostname"])
-    epoch_text = _one_line(node, "epoch", s["epoch"])
-    try:
-        epoch = float(epoch_text)
-    except ValueError:
-        raise ParseError(f"{node}: facts section 'epoch': not a time: {epoch_text!r} (needs GNU date +%s.%N)") from None
-    if not math.isfinite(epoch) or epoch <= 0:
-        raise ParseError(f"{node}: facts section 'epoch': not a time: {epoch_text!r}")
-    cpu_model, cpus = _parse_cpu(node, s["cpu"])
-    nics, nic_state = _parse_nics(node, s["nic"])
-    gpus, gpu_model, gpu_error = _parse_gpus(s["gpu"])
-    mpirun, mpirun_path = _parse_mpirun(s["mpirun"])
-    try:
-        gids = parse_gid_dump("\n".join(s["gids"]))
-    except ParseError as e:
-        raise ParseError(f"{node}: facts section 'gids': {e}") from None
-    return NodeFacts(
-        node=node,
-        hostname=hostname,
-        epoch=epoch,
-        kernel=_one_line(node, "kernel", s["kernel"]),
-        cpu_model=cpu_model,
-        cpus=cpus,
-        mem_gib=_parse_mem(node, s["mem"]),
-        gpus=gpus,
-        gpu_model=gpu_model,
-        nics=nics,
-        nic_state=nic_state,
-        mpirun=mpirun,
-        binaries=_parse_binaries(node, s["bin"]),
-        gids=gids,
-        mpirun_path=mpirun_path,
-        gpu_error=gpu_error,
-        nccl_version=_parse_nccl(s.get("nccl", []))[0],
-        nccl_library=_parse_nccl(s.get("nccl", []))[1],
-    )
+    sections = _split_sections(node, text)
+    facts = NodeFacts(node=node)
+    cut_off = "end" not in sections
+    for name, parser in SECTION_PARSERS.items():
+        lines = sections.get(name)
+        if lines is None:
+            if name in OPTIONAL_SECTIONS:
+                continue
+            why = "the output was cut off before it" if cut_off else "not in the output"
+            facts.section_errors[name] = f"{node}: facts section {name!r} missing ({why})"
+            continue
+        try:
+            parser(facts, lines)
+        except ParseError as e:
+            facts.section_errors[name] = str(e)
+        except (ValueError, IndexError, KeyError) as e:  # a parser's own slip must not void the node
+            facts.section_errors[name] = f"{node}: facts section {name!r}: unreadable ({type(e).__name__}: {e})"
+    return facts
 
 
 def gather_facts(

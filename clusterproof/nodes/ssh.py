@@ -24,6 +24,13 @@ What this module guarantees:
   command, because sshd silently drops ``env`` requests for names outside its ``AcceptEnv``. Values therefore
   appear in the remote process list while the command runs; they never appear in logs or in
   :class:`CommandResult` (which holds the command without them).
+- **Every step has a deadline, and fan-out never raises a node's failure.** TCP connect, SSH banner, key
+  exchange, host-key check, authentication and channel open each wait at most ``ssh.connect_timeout_s``; the
+  ``exec`` request waits at most the command's timeout (a watchdog closes the channel). Whatever goes wrong
+  becomes that node's :class:`NodeUnreachable` naming the node and the step (and the jump host, when that is
+  what hangs). A node that failed to connect is remembered (:attr:`SshPool.down_nodes`) and not retried for
+  :data:`DOWN_RETRY_S`, so a hung node costs one deadline per run, not one per test; a jump host that failed is
+  remembered the same way, so 32 nodes behind a hung bastion do not wait 32 deadlines in turn.
 """
 
 from __future__ import annotations
@@ -31,13 +38,11 @@ from __future__ import annotations
 import io
 import logging
 import os
-import select
 import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import IO, TypeVar
 
 import paramiko
@@ -46,52 +51,15 @@ from clusterproof.errors import CommandFailed, InventoryError, NodeUnreachable
 from clusterproof.fields import ENV_NAME_RE
 from clusterproof.inventory import Inventory, JumpHost, Node, SshSettings
 from clusterproof.nodes.ssh_connect import Connector
+from clusterproof.nodes.ssh_exec import TRANSPORT_ERRORS, CommandResult, ExecHung, execute
 from clusterproof.redact import redact
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: stdin larger than this is sent from a helper thread, so that a command that writes a lot before reading
-#: its input cannot dead-lock against us (both SSH windows full).
-_INLINE_STDIN_BYTES = 256 * 1024
-_READ_CHUNK = 65536
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """What one command did on one node.
-
-    ``seconds`` is the time from sending the command on an open connection to its exit (connecting is not
-    included); ``sent_at`` is the local wall clock (``time.time()``) when it was sent, so
-    ``sent_at + seconds`` is when the answer was complete. ``rc`` is None when the command timed out or was
-    killed by a signal (no exit code).
-    """
-
-    host: str
-    command: str
-    rc: int | None
-    stdout: str
-    stderr: str
-    seconds: float
-    timed_out: bool = False
-    sent_at: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when the command exited 0 within its timeout."""
-        return self.rc == 0 and not self.timed_out
-
-    def check(self) -> CommandResult:
-        """Return self when :attr:`ok`.
-
-        Raises:
-            CommandFailed: naming the node, the quoted command, the exit code and the last 20 stderr lines.
-        """
-        if self.ok:
-            return self
-        reason = f"timed out after {self.seconds:.1f}s" if self.timed_out else ""
-        raise CommandFailed(self.host, redact(self.command), self.rc, redact(self.stderr), reason=reason)
+#: A node (or jump host) whose connection failed is not retried for this many seconds: its failure is repeated.
+DOWN_RETRY_S = 60.0
 
 
 def render_command(command: str | Sequence[str]) -> str:
@@ -134,11 +102,26 @@ class SshPool:
         self._connector = Connector(settings)
         self._jump_lock = threading.Lock()
         self._jump: paramiko.Transport | None = None
+        self._jump_failure: tuple[float, NodeUnreachable] | None = None
+        self._down: dict[str, tuple[float, NodeUnreachable]] = {}
 
     @classmethod
     def from_inventory(cls, inventory: Inventory) -> SshPool:
         """A pool for every node of ``inventory`` with its ``ssh`` settings."""
         return cls(inventory.nodes, inventory.ssh)
+
+    @property
+    def down_nodes(self) -> dict[str, str]:
+        """node name -> why its last connection attempt failed (cleared when it connects again), inventory order."""
+        return {name: str(self._down[name][1]) for name in self._nodes if name in self._down}
+
+    def forget_down(self, name: str | None = None) -> None:
+        """Retry ``name`` (every node when None) on next use instead of repeating its remembered failure."""
+        if name is None:
+            self._down.clear()
+            self._jump_failure = None
+        else:
+            self._down.pop(name, None)
 
     @property
     def unverified_hosts(self) -> list[str]:
@@ -181,8 +164,16 @@ class SshPool:
                 return self._jump
             if self._jump is not None:
                 self._jump.close()
+                self._jump = None
+            if self._jump_failure is not None and time.monotonic() - self._jump_failure[0] < DOWN_RETRY_S:
+                raise self._jump_failure[1]
             label = f"jump host {jump.host}:{jump.port}"
-            self._jump = self._connector.open(label, jump.host, jump.port, jump.user or self.settings.user, None)
+            try:
+                self._jump = self._connector.open(label, jump.host, jump.port, jump.user or self.settings.user, None)
+            except NodeUnreachable as e:
+                self._jump_failure = (time.monotonic(), e)
+                raise
+            self._jump_failure = None
             return self._jump
 
     def _connect(self, name: str) -> paramiko.Transport:
@@ -209,7 +200,15 @@ class SshPool:
             if transport is not None:
                 transport.close()
                 del self._transports[name]
-            transport = self._connect(name)
+            down = self._down.get(name)
+            if down is not None and time.monotonic() - down[0] < DOWN_RETRY_S:
+                raise down[1]
+            try:
+                transport = self._connect(name)
+            except NodeUnreachable as e:
+                self._down[name] = (time.monotonic(), e)
+                raise
+            self._down.pop(name, None)
             self._transports[name] = transport
             return transport
 
@@ -217,11 +216,14 @@ class SshPool:
         """A new session channel; reconnects once when the cached transport turns out to be dead."""
         for attempt in (1, 2):
             transport = self._transport(name)
+            limit = self.settings.connect_timeout_s
             try:
-                return transport.open_session(timeout=self.settings.connect_timeout_s)
+                return transport.open_session(timeout=limit)
             except (paramiko.SSHException, EOFError, OSError) as e:
+                if transport.is_active() and "Timeout" in str(e):
+                    raise NodeUnreachable(name, f"timed out after {limit:g}s opening a session channel (step: channel open)") from None
                 if transport.is_active():
-                    raise NodeUnreachable(name, f"the server refused a new session: {e}") from None
+                    raise NodeUnreachable(name, f"the server refused a new session (step: channel open): {e}") from None
                 if attempt == 2:
                     raise NodeUnreachable(name, f"connection lost and could not be re-opened: {e}") from None
                 log.debug("%s: connection died (%s); reconnecting", name, e)
@@ -275,9 +277,11 @@ class SshPool:
         log.debug("%s: run %s%s", node, redact(text), f" [env: {', '.join(env)}]" if env else "")
         chan = self._open_session(node)
         try:
-            return _execute(node, chan, text, wire, limit, stdin)
+            return execute(node, chan, text, wire, limit, stdin)
+        except ExecHung:
+            raise NodeUnreachable(node, f"timed out after {limit:g}s waiting for the server to start the command (step: command)") from None
         except (paramiko.SSHException, EOFError, OSError) as e:
-            raise NodeUnreachable(node, f"connection lost while running a command: {e}") from None
+            raise NodeUnreachable(node, f"connection lost while running a command (step: command): {e or type(e).__name__}") from None
         finally:
             chan.close()
 
@@ -293,9 +297,12 @@ class SshPool:
         return self.map_nodes(lambda name: self.run(name, command, timeout=timeout), nodes)
 
     def map_nodes(self, fn: Callable[[str], T], nodes: Sequence[str] | None = None) -> dict[str, T | NodeUnreachable]:
-        """Call ``fn(node_name)`` for every node in parallel; a :class:`NodeUnreachable` becomes that node's value.
+        """Call ``fn(node_name)`` for every node in parallel; a node's failure becomes that node's value.
 
-        Any other exception is re-raised once every call has finished. Returns results in inventory order.
+        A :class:`NodeUnreachable` is kept as it is; a paramiko/socket error that escaped ``fn`` (a connection
+        that broke in the middle of an SFTP transfer, say) becomes a :class:`NodeUnreachable` naming the node.
+        Only programming errors (anything else) are re-raised, once every call has finished, so one node can
+        never void the others' results. Returns results in inventory order.
         """
         names = self._select(nodes)
         results: dict[str, T | NodeUnreachable] = {}
@@ -305,6 +312,9 @@ class SshPool:
                 return fn(name)
             except NodeUnreachable as e:
                 return e
+            except TRANSPORT_ERRORS as e:
+                log.debug("%s: %s escaped a fan-out call", name, type(e).__name__)
+                return NodeUnreachable(name, f"connection failed mid-operation: {type(e).__name__}: {e}")
 
         if len(names) <= 1:
             return {name: call(name) for name in names}
@@ -399,79 +409,3 @@ class SshPool:
         self.close()
 
 
-def _execute(node: str, chan: paramiko.Channel, text: str, wire: str, limit: float, stdin: str | None) -> CommandResult:
-    """Send ``wire`` on ``chan`` and collect stdout, stderr and the exit code until ``limit`` seconds."""
-    sent_at = time.time()
-    t0 = time.perf_counter()
-    deadline = t0 + limit
-    chan.exec_command(wire)
-    feeder = _send_stdin(chan, stdin)
-    out: list[bytes] = []
-    err: list[bytes] = []
-    timed_out = not _drain(chan, out, err, deadline)
-    if not timed_out:
-        timed_out = not chan.status_event.wait(max(0.0, deadline - time.perf_counter()))
-    seconds = time.perf_counter() - t0
-    if feeder is not None:
-        feeder.join(timeout=0)
-    rc: int | None = None
-    if timed_out:
-        log.debug("%s: timed out after %.1fs: %s", node, seconds, redact(text))
-    else:
-        status = chan.recv_exit_status()
-        rc = None if status == -1 else status  # -1: no exit-status (killed by a signal)
-    return CommandResult(
-        host=node,
-        command=text,
-        rc=rc,
-        stdout=b"".join(out).decode("utf-8", errors="replace"),
-        stderr=b"".join(err).decode("utf-8", errors="replace"),
-        seconds=seconds,
-        timed_out=timed_out,
-        sent_at=sent_at,
-    )
-
-
-def _send_stdin(chan: paramiko.Channel, stdin: str | None) -> threading.Thread | None:
-    data = stdin.encode() if stdin else b""
-    if len(data) <= _INLINE_STDIN_BYTES:
-        if data:
-            chan.sendall(data)
-        chan.shutdown_write()
-        return None
-
-    def feed() -> None:
-        try:
-            chan.sendall(data)
-            chan.shutdown_write()
-        except (OSError, EOFError, paramiko.SSHException):  # the command exited or timed out first
-            pass
-
-    thread = threading.Thread(target=feed, name="clusterproof-ssh-stdin", daemon=True)
-    thread.start()
-    return thread
-
-
-def _drain(chan: paramiko.Channel, out: list[bytes], err: list[bytes], deadline: float) -> bool:
-    """Read stdout and stderr until the server's EOF; False when the deadline passed first.
-
-    ``chan.fileno()`` is a pipe paramiko makes readable whenever either stream has data or the channel
-    ends, so one ``select`` waits for both streams without polling.
-    """
-    fd = chan.fileno()
-    while True:
-        while chan.recv_ready():
-            out.append(chan.recv(_READ_CHUNK))
-        while chan.recv_stderr_ready():
-            err.append(chan.recv_stderr(_READ_CHUNK))
-        if chan.eof_received or chan.closed:
-            # EOF means both buffers are closed; read what arrived together with it
-            while chunk := chan.recv(_READ_CHUNK):
-                out.append(chunk)
-            while chunk := chan.recv_stderr(_READ_CHUNK):
-                err.append(chunk)
-            return True
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            return False
-        select.select([fd], [], [], remaining)

@@ -21,6 +21,10 @@ from clusterproof.inventory import SshSettings
 
 # The logger keeps the name it had before this code moved out of clusterproof.nodes.ssh, so log filters still match.
 log = logging.getLogger("clusterproof.nodes.ssh")
+# paramiko's transport thread logs every failed handshake as ERROR with a traceback (a hung sshd gives ~20 lines
+# per node in every failing test's captured log). Each of those failures is raised here as the node's own
+# NodeUnreachable with the step, so the duplicate is dropped; paramiko's DEBUG/INFO stay available.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 
 class _LowLatencySocket:
@@ -101,9 +105,11 @@ class Connector:
             try:
                 return via.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
             except paramiko.ChannelException as e:
-                raise NodeUnreachable(label, f"the jump host could not connect to {host}:{port} ({e.text})") from None
+                raise NodeUnreachable(label, f"the jump host could not connect to {host}:{port} ({e.text}) (step: tunnel)") from None
             except (paramiko.SSHException, EOFError, OSError) as e:
-                raise NodeUnreachable(label, f"lost the jump host while opening a tunnel to {host}:{port}: {e}") from None
+                raise NodeUnreachable(
+                    label, f"lost the jump host while opening a tunnel to {host}:{port} (step: tunnel, {timeout:g}s): {e or type(e).__name__}"
+                ) from None
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except socket.gaierror as e:
@@ -111,7 +117,7 @@ class Connector:
         except ConnectionRefusedError:
             raise NodeUnreachable(label, f"connection refused at {host}:{port}") from None
         except TimeoutError:
-            raise NodeUnreachable(label, f"timed out after {timeout:g}s connecting to {host}:{port}") from None
+            raise NodeUnreachable(label, f"timed out after {timeout:g}s connecting to {host}:{port} (step: connect)") from None
         except OSError as e:
             raise NodeUnreachable(label, f"cannot connect to {host}:{port}: {e.strerror or e}") from None
         return _LowLatencySocket(sock)
@@ -126,15 +132,20 @@ class Connector:
         transport = paramiko.Transport(sock)
         try:
             transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = timeout
+            transport.channel_timeout = timeout
             known = self._host_keys.lookup(_known_hosts_name(host, port))
             if known:
                 _prefer_host_key_type(transport, known.keys()[0])
+            _handshake(label, transport, host, port, timeout)
             try:
-                transport.start_client(timeout=timeout)
-            except (paramiko.SSHException, EOFError, OSError) as e:
-                raise NodeUnreachable(label, f"SSH handshake with {host}:{port} failed: {e or type(e).__name__}") from None
-            self._verify_host_key(label, host, port, transport.get_remote_server_key(), known)
-            self._authenticate(label, transport, user)
+                server_key = transport.get_remote_server_key()
+            except (paramiko.SSHException, EOFError, OSError) as e:  # the session died between the two steps
+                raise NodeUnreachable(label, f"SSH host-key check with {host}:{port} failed (step: host key): {e}") from None
+            self._verify_host_key(label, host, port, server_key, known)
+            try:
+                self._authenticate(label, transport, user)
+            except (paramiko.SSHException, EOFError, OSError) as e:  # timeouts and lost connections, not refusals
+                raise NodeUnreachable(label, f"SSH authentication with {host}:{port} failed (step: auth): {e or type(e).__name__}") from None
         except BaseException:
             transport.close()
             raise
@@ -209,6 +220,31 @@ def _load_key(path: Path) -> paramiko.PKey:
         raise _CredentialError(f"key file {path} is not a usable private key: {e}") from None
     except (paramiko.SSHException, ValueError, OSError) as e:
         raise _CredentialError(f"key file {path} is not a usable private key: {e}") from None
+
+
+def _handshake(label: str, transport: paramiko.Transport, host: str, port: int, timeout: float) -> None:
+    """Banner and key exchange, each within ``timeout``; every way it can go wrong is the node's NodeUnreachable.
+
+    ``Transport.start_client(timeout=...)`` returns *silently* when its deadline passes before the key exchange
+    finished (a stopped sshd accepts the TCP connection and never answers), so completion is checked here
+    rather than assumed: the next call would otherwise raise a bare ``SSHException: No existing session``.
+    The wait is banner + key exchange deadlines; the transport's own ``banner_timeout`` usually fires first.
+    """
+    where = f"{host}:{port}"
+    hung = f"timed out after {timeout:g}s waiting for the SSH banner from {where} (step: banner; sshd hung?)"
+    try:
+        transport.start_client(timeout=2 * timeout)
+    except (paramiko.SSHException, EOFError, OSError) as e:
+        text = str(e) or type(e).__name__
+        if not transport.remote_version:
+            silent = text.endswith("banner") or "timed out" in text or "timeout" in text.lower()
+            raise NodeUnreachable(label, hung if silent else f"SSH handshake with {where} failed (step: banner): {text}") from None
+        raise NodeUnreachable(label, f"SSH handshake with {where} failed (step: key exchange): {text}") from None
+    if getattr(transport, "initial_kex_done", False) and transport.is_active():
+        return
+    if not transport.remote_version:
+        raise NodeUnreachable(label, hung)
+    raise NodeUnreachable(label, f"timed out after {2 * timeout:g}s in the SSH key exchange with {where} (step: key exchange)")
 
 
 def _prefer_host_key_type(transport: paramiko.Transport, keytype: str) -> None:

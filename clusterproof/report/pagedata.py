@@ -13,9 +13,9 @@ from clusterproof.report.plots import Plot
 from clusterproof.report.tables import RunData
 
 STANDIN_BANNER = (
-    "CPU stand-in: the bandwidth numbers in this report come from the sandbox's MPI CPU stand-in over "
-    "virtual Ethernet, not from nccl-tests on GPUs. They prove that the suite and its checks work; they "
-    "say nothing about a GPU fabric."
+    "CPU stand-in: the bandwidth numbers in this report come from the MPI CPU stand-in for nccl-tests "
+    "(the inventory sets standin: true), not from nccl-tests on GPUs. They prove that the suite and its "
+    "checks work; they say nothing about a GPU fabric."
 )
 AREAS = tuple(a.value for a in Area)
 #: How each status reads on a page.

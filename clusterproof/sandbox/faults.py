@@ -1,4 +1,4 @@
-"""Faults on demand for a running sandbox: a slow link, a broken GID table, a stopped sshd.
+"""Faults on demand for a running sandbox: a slow link, a broken or garbage GID table, a stopped, hung or re-keyed sshd.
 
 Each fault has its undo, returns one line saying what it did, and is safe to repeat. Every function
 takes the node as a name (``"node03"``) or a SandboxNode and raises SandboxError for an unknown node
@@ -7,8 +7,12 @@ or a failed command.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import signal
 import time
+from pathlib import Path
 
 from clusterproof.errors import SandboxError
 from clusterproof.sandbox import procs
@@ -138,6 +142,86 @@ def start_sshd(cluster: SandboxCluster, node: str | SandboxNode) -> str:
     write_state(cluster)
     return f"{n.name}: sshd started (pid {n.sshd_pid})"
 
+
+def hang_sshd(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Freeze the node's sshd listener with SIGSTOP: the kernel still accepts TCP connections into its backlog,
+    but no SSH banner ever comes, like an sshd stuck on a dead NFS home or a swapping node. Sessions that were
+    already open keep working (they are forked children). Undo: :func:`continue_sshd`. Returns a line."""
+    require_root()
+    n = _node(cluster, node)
+    if not procs.alive_in_netns(n.sshd_pid, n.netns):
+        raise SandboxError(f"{n.name}: sshd (pid {n.sshd_pid}) is not running; start it first")
+    os.kill(n.sshd_pid, signal.SIGSTOP)
+    return f"{n.name}: sshd (pid {n.sshd_pid}) frozen with SIGSTOP: connections are accepted and never answered"
+
+
+def continue_sshd(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Undo :func:`hang_sshd`: SIGCONT the node's sshd and wait until it greets again. Returns a line."""
+    require_root()
+    n = _node(cluster, node)
+    if not procs.alive_in_netns(n.sshd_pid, n.netns):
+        raise SandboxError(f"{n.name}: sshd (pid {n.sshd_pid}) is not running; use start-sshd")
+    os.kill(n.sshd_pid, signal.SIGCONT)
+    wait_for_sshd([n])
+    return f"{n.name}: sshd (pid {n.sshd_pid}) continued"
+
+
+#: What garbage_gids writes into a GID file: bytes that are not UTF-8 and not a GID (a firmware/driver bug).
+GARBAGE_GID = b"\xff\xfe\x00\x9cgid?\x80\n"
+
+
+def garbage_gids(cluster: SandboxCluster, node: str | SandboxNode, index: int = 5) -> str:
+    """Overwrite one entry of the node's GID table (default the RoCE v2 IPv4 one, index 5) with undecodable bytes,
+    while the node runs. Undo: :func:`restore_gid_table`. Returns a line."""
+    n = _node(cluster, node)
+    path = n.state_dir / "ib" / "mlx5_0" / "ports" / "1" / "gids" / str(index)
+    if not path.exists():
+        raise SandboxError(f"{n.name}: no GID file {path}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(GARBAGE_GID)
+    os.replace(tmp, path)
+    return f"{n.name}: mlx5_0 port 1 GID {index} now holds {len(GARBAGE_GID)} undecodable bytes"
+
+
+def _host_key(n: SandboxNode) -> tuple[Path, Path]:
+    return n.state_dir / "ssh_host_ed25519_key", n.state_dir / "ssh_host_ed25519_key.orig"
+
+
+def _reload_sshd(n: SandboxNode) -> None:
+    # sshd re-executes itself on SIGHUP (same pid) and reads its host keys again.
+    os.kill(n.sshd_pid, signal.SIGHUP)
+    time.sleep(0.2)
+    wait_for_sshd([n])
+
+
+def rekey_sshd(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Give the node's sshd a new host key (like a re-imaged node), so the sandbox known_hosts entry is wrong:
+    strict host-key checking must refuse the node by name. Undo: :func:`restore_sshd_key`. Returns a line."""
+    require_root()
+    n = _node(cluster, node)
+    key, orig = _host_key(n)
+    if not orig.exists():
+        shutil.copy2(key, orig)  # keeps mode 0600: sshd ignores a private host key others can read
+        shutil.copy2(f"{key}.pub", f"{orig}.pub")
+    key.unlink(missing_ok=True)
+    Path(f"{key}.pub").unlink(missing_ok=True)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{n.name}-rekeyed", "-f", str(key)], f"re-key {n.name}")
+    _reload_sshd(n)
+    return f"{n.name}: sshd has a new host key; known_hosts still holds the old one"
+
+
+def restore_sshd_key(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Undo :func:`rekey_sshd`: put the original host key back and reload sshd. Returns a line."""
+    require_root()
+    n = _node(cluster, node)
+    key, orig = _host_key(n)
+    if not orig.exists():
+        return f"{n.name}: host key was not changed"
+    orig.chmod(0o600)
+    os.replace(orig, key)
+    os.replace(f"{orig}.pub", f"{key}.pub")
+    _reload_sshd(n)
+    return f"{n.name}: original host key restored"
 
 STANDIN_FAULTS = "standin_faults"
 

@@ -112,6 +112,8 @@ def terminate(pids: Iterable[int], grace_s: float = 3.0) -> list[int]:
         for pid in pids:
             try:
                 os.kill(pid, sig)
+                if sig == signal.SIGTERM:  # a stopped process (the hang-sshd fault) handles SIGTERM only once continued
+                    os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + wait_s

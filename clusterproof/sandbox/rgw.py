@@ -490,3 +490,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def kill_radosgw(state_dir: Path) -> str:
+    """Fault: SIGKILL the sandbox's radosgw (mon and osd stay up), as when RGW crashes mid-run. Undo: start_radosgw."""
+    state_dir = Path(state_dir).resolve()
+    pid = _recorded_pid(state_dir, "rgw")
+    if pid is None or not _ours(pid, state_dir / "ceph.conf"):
+        return "radosgw was not running"
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return f"radosgw pid {pid} killed"
+
+
+def start_radosgw(state_dir: Path) -> str:
+    """Undo :func:`kill_radosgw`: start radosgw again on the same config and wait until it answers."""
+    state_dir = Path(state_dir).resolve()
+    conf = state_dir / "ceph.conf"
+    pid = _recorded_pid(state_dir, "rgw")
+    if pid is not None and _ours(pid, conf):
+        return f"radosgw already running (pid {pid})"
+    endpoint = json.loads((state_dir / "rgw.json").read_text())["endpoint"]
+    pid = _spawn(state_dir, "rgw", ["radosgw", "-c", str(conf), "-f", "-n", "client.rgw.a"])
+    deadline = time.monotonic() + 60
+    while not _answers(endpoint):
+        if not _running(pid) or time.monotonic() > deadline:
+            raise SandboxError(f"radosgw (pid {pid}) did not come back on {endpoint}; see {state_dir / 'log'}")
+        time.sleep(0.1)
+    return f"radosgw started again (pid {pid}) on {endpoint}"

@@ -40,6 +40,10 @@ ROLE_POLICY_NAME = "cp-prefix-grant"
 STS_MAX_TTL_SECONDS = 43200
 
 
+#: RGW refuses an AssumeRole session policy longer than this (rgw_sts: "Policy size exceeds 2048").
+SESSION_POLICY_MAX_BYTES = 2048
+
+
 class StsIssuer(NameSweeper):
     """Issues STS session credentials scoped to one bucket and prefix (kind ``sts``)."""
 
@@ -95,6 +99,15 @@ class StsIssuer(NameSweeper):
         doc = policy.identity_policy(bucket, prefix, permission, datetime.fromtimestamp(expires_epoch, UTC))
         trust = policy.document([{"Effect": "Allow", "Principal": {"AWS": [policy.user_arn(self.assumer_uid)]},
                                   "Action": ["sts:AssumeRole"]}])
+        # The session policy is the grant alone: RGW refuses session policies above 2,048 bytes (the full
+        # document is ~2,500), and the role policy's Deny statements bind the session anyway. A long prefix can
+        # still push it over: say so here, rather than let RGW's bare 400 read like a refused duration.
+        session_text = policy.compact(policy.document(policy.grant_statements(bucket, prefix, permission)))
+        if self.session_policy and len(session_text) > SESSION_POLICY_MAX_BYTES:
+            raise ValueError(
+                f"prefix of {len(prefix)} characters: the STS session policy would be {len(session_text)} bytes, "
+                f"above RGW's {SESSION_POLICY_MAX_BYTES}-byte limit for session policies; use a shorter prefix"
+            )
         try:
             created = self.admin.iam.create_role(RoleName=role, AssumeRolePolicyDocument=policy.compact(trust),
                                                  MaxSessionDuration=self.max_ttl_seconds)
@@ -102,10 +115,7 @@ class StsIssuer(NameSweeper):
             raise IssuerError(f"{self.endpoint}: create role {role}: {answer_of(e)}") from None
         try:
             self.admin.iam.put_role_policy(RoleName=role, PolicyName=ROLE_POLICY_NAME, PolicyDocument=policy.compact(doc))
-            # The session policy is the grant alone: RGW refuses session policies above 2,048 bytes (the full
-            # document is ~2,500), and the role policy's Deny statements bind the session anyway.
-            session = policy.document(policy.grant_statements(bucket, prefix, permission))
-            extra = {"Policy": policy.compact(session)} if self.session_policy else {}
+            extra = {"Policy": session_text} if self.session_policy else {}
             resp = sts.assume_role(RoleArn=created["Role"]["Arn"], RoleSessionName=f"cp-{customer}"[:64],
                                    DurationSeconds=ttl_seconds, **extra)
         except AWS_ERRORS as e:

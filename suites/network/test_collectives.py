@@ -13,7 +13,7 @@ from clusterproof import findings as fd
 from clusterproof.findings import Criterion
 from clusterproof.inventory import Inventory
 from clusterproof.network import verdict
-from clusterproof.network.collective import CollectiveResult
+from clusterproof.network.collective import CollectiveResult, cleanup_findings
 from clusterproof.network.nccl import printed_size
 from clusterproof.units import human_size
 from fixtures.findings import FindingRecorder
@@ -43,6 +43,9 @@ def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResul
                        findings: FindingRecorder) -> None:
     res = collective_result
     subject = verdict.run_subject(nccl_group.collective, nccl_group.n_nodes, nccl_group.node_set)
+    if res.not_launched:
+        findings.check(fd.failed(Criterion.COLLECTIVES, subject, f"{nccl_group.id}: {res.not_launched}"))
+        return
     if res.run is None:
         findings.check(fd.failed(Criterion.COLLECTIVES, subject, f"{explain_failure(res)}\n{nccl_group.id}: output is not "
                                  f"nccl-tests output ({res.parse_error})", evidence=[fd.Evidence(_log(res))]))
@@ -63,14 +66,14 @@ def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResul
         node_set=nccl_group.node_set,
         log_path=_log(res),
     )
-    cleanup = [fd.failed(Criterion.REMOTE_CLEANUP, subject, e) for e in res.cleanup_errors]
     first = next((i for i, f in enumerate(found) if f.failed), None)
     if first is not None:  # where to look, once: the command, the raw log and its last lines
         message = found[first].message
         # no table: the cause found in the log comes first
         message = f"{explain_failure(res)}\n{message}" if res.run.results.empty else f"{message}\n{explain_failure(res)}"
         found[first] = replace(found[first], message=message)
-    findings.check(found, cleanup or fd.passed(Criterion.REMOTE_CLEANUP, subject, "remote processes and scratch removed"))
+    # Judged whatever the run did (a killed run most of all): one finding per node that kept something.
+    findings.check(found, cleanup_findings(res, nccl_group.id))
 
 
 def test_nccl_busbw_meets_threshold(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from clusterproof import findings as fd
 from clusterproof.findings import Criterion
 from clusterproof.inventory import Inventory, Node
 from clusterproof.network.gid_checks import check_gid_consistent, check_gid_present
 from clusterproof.network.gid_choice import GidConsensus
+from clusterproof.nodes.facts import NodeFacts
 from fixtures.findings import FindingRecorder
 from fixtures.rdma import choose_kwargs
 
@@ -16,7 +18,13 @@ pytestmark = [pytest.mark.rdma, pytest.mark.criterion(Criterion.GID_INDEX)]
 
 
 def test_rdma_rocev2_ipv4_gid_present(node: Node, gid_tables: dict[str, pd.DataFrame], inventory: Inventory,
-                                      findings: FindingRecorder) -> None:
+                                      findings: FindingRecorder, node_facts: dict[str, NodeFacts | Exception]) -> None:
+    facts = node_facts.get(node.name)
+    if node.name not in gid_tables and facts is not None:  # say why: unreachable, or the unreadable line of its table
+        why = str(facts) if isinstance(facts, Exception) else facts.section_errors.get("gids")
+        if why:
+            findings.check(fd.failed(Criterion.GID_INDEX, fd.node_subject(node.name), why))
+            return
     fixed = inventory.network.gid_index
     findings.check(check_gid_present(node.name, gid_tables.get(node.name), sysfs_root=inventory.network.sysfs_root,
                                      fixed_index=fixed if isinstance(fixed, int) else None,

@@ -6,12 +6,15 @@ records them for the report and turns them into the test's outcome.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from clusterproof.findings import Criterion
+from clusterproof.findings import Criterion, Status
 from clusterproof.inventory import Inventory, Node
 from clusterproof.nodes import checks
 from clusterproof.nodes.facts import NodeFacts
+from clusterproof.nodes.hostkeys import prove_host_key_refused
 from clusterproof.nodes.ssh import SshPool
 from fixtures.findings import FindingRecorder
 from fixtures.ssh import expected_binaries
@@ -54,8 +57,11 @@ def test_node_facts_complete(node: Node, node_facts: Facts, findings: FindingRec
 
 @pytest.mark.criterion(Criterion.STRICT_HOST_KEYS)
 def test_ssh_host_keys_strictly_checked(node: Node, node_facts: Facts, ssh_pool: SshPool, inventory: Inventory,
-                                        findings: FindingRecorder) -> None:
-    # connected (and so verified) during the facts round trip
-    findings.check(checks.check_host_keys(node.name, node.host, node.port, node_facts.get(node.name),
-                                          strict=inventory.ssh.strict_host_keys, source=str(inventory.source),
-                                          unverified_hosts=ssh_pool.unverified_hosts))
+                                        findings: FindingRecorder, tmp_path: Path) -> None:
+    # connected (and so verified) during the facts round trip; then proved: a wrong known_hosts key is refused
+    found = checks.check_host_keys(node.name, node.host, node.port, node_facts.get(node.name),
+                                   strict=inventory.ssh.strict_host_keys, source=str(inventory.source),
+                                   unverified_hosts=ssh_pool.unverified_hosts)
+    if all(f.status is Status.PASS for f in found):
+        found += prove_host_key_refused(node, inventory.ssh, tmp_path)
+    findings.check(found)
