@@ -7,5 +7,6 @@ pytest_plugins = [
     "fixtures.ssh",
     "fixtures.rdma",
     "fixtures.nccl",
+    "fixtures.health",
     "fixtures.s3",
 ]

@@ -3,6 +3,8 @@
     clusterproof sandbox up [--nodes 4]      start N nodes + a real Ceph RGW + the credentials service
     clusterproof sandbox status | down
     clusterproof sandbox fault slow-link node03 | clear node03 | break-gids node02 [--mode other_index] | stop-sshd node04 ...
+    clusterproof sandbox fault xid node03 79 | gpu-missing | pcie-downgrade | port-down | port-rate node03 200 | ecc node03
+    clusterproof sandbox fault counter node03 symbol_error 5 [--during-run]   (undo: clear-xid, restore-gpus, ...)
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
     clusterproof report build reports/<run-id> [--baseline DIR]
     clusterproof report history reports/
@@ -20,6 +22,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -157,7 +160,7 @@ def sandbox_down(state_dir: Path) -> None:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from clusterproof.sandbox import cluster, faults
+    from clusterproof.sandbox import cluster, faults, health_faults
 
     state_dir = _state_dir(args)
     if args.action == "up":
@@ -177,9 +180,48 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             "restore-gids": lambda: faults.restore_gid_table(sbx, node),
             "stop-sshd": lambda: faults.stop_sshd(sbx, node),
             "start-sshd": lambda: faults.start_sshd(sbx, node),
+            **_health_actions(health_faults, sbx, node, args),
         }
         print(actions[kind]())  # each fault says what it actually applied
     return 0
+
+
+HEALTH_FAULTS = ("xid", "clear-xid", "gpu-missing", "restore-gpus", "pcie-downgrade", "restore-pcie", "port-down", "port-up",
+                 "port-rate", "restore-port-rate", "counter", "clear-counter", "ecc", "clear-ecc")
+
+
+def _health_actions(hf: Any, sbx: Any, node: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The node-health faults (clusterproof.sandbox.health_faults) and their undos. Positional VALUES: the XID code
+    (xid), Gb/s (port-rate), COUNTER DELTA (counter), COUNTER (clear-counter)."""
+    v = list(args.values)
+
+    def need(n: int, what: str) -> list[str]:
+        if len(v) != n:
+            raise SystemExit(f"clusterproof sandbox fault {args.kind} {node}: expects {what}")
+        return v
+
+    def number(text: str, what: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise SystemExit(f"clusterproof sandbox fault {args.kind}: {what} must be an integer, got {text!r}") from None
+
+    return {
+        "xid": lambda: hf.xid(sbx, node, number(need(1, "CODE")[0], "CODE")),
+        "clear-xid": lambda: hf.clear_xid(sbx, node),
+        "gpu-missing": lambda: hf.gpu_missing(sbx, node),
+        "restore-gpus": lambda: hf.restore_gpus(sbx, node),
+        "pcie-downgrade": lambda: hf.pcie_downgrade(sbx, node),
+        "restore-pcie": lambda: hf.restore_pcie(sbx, node),
+        "port-down": lambda: hf.port_down(sbx, node),
+        "port-up": lambda: hf.port_up(sbx, node),
+        "port-rate": lambda: hf.port_rate(sbx, node, number(need(1, "GBPS")[0], "GBPS")),
+        "restore-port-rate": lambda: hf.restore_port_rate(sbx, node),
+        "counter": lambda: hf.counter(sbx, node, need(2, "COUNTER DELTA")[0], number(v[1], "DELTA"), during_run=args.during_run),
+        "clear-counter": lambda: hf.clear_counter(sbx, node, need(1, "COUNTER")[0]),
+        "ecc": lambda: hf.ecc(sbx, node),
+        "clear-ecc": lambda: hf.clear_ecc(sbx, node),
+    }
 
 
 def run_suites(inventory: Path, extra: Sequence[str] = (), reports_dir: str = "reports") -> int:
@@ -241,8 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     sba.add_parser("down")
     sba.add_parser("status")
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
-    fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd"])
+    fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd",
+                                        *HEALTH_FAULTS])
     fault.add_argument("node")
+    fault.add_argument("values", nargs="*", help="xid CODE | port-rate GBPS | counter COUNTER DELTA | clear-counter COUNTER")
+    fault.add_argument("--during-run", action="store_true", help="counter: grow it only while the next collective runs")
     fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
     fault.add_argument("--rate", default="160mbit", help="slow-link rate (tc); 160mbit is ~0.02 GB/s")
     fault.add_argument("--delay", default="1ms", help="slow-link delay (needs netem in the kernel)")

@@ -32,6 +32,7 @@ from clusterproof.fields import (
     as_text,
     one_of,
 )
+from clusterproof.nodes.health_settings import HealthSettings, read_health
 from clusterproof.units import parse_size
 
 _HCA_RE = re.compile(r"^[A-Za-z0-9_.-]+(?::\d+)?$")
@@ -171,6 +172,8 @@ class Inventory:
     #: Optional KEY=VALUE file (mode 0600) whose values fill unset environment variables, e.g. the S3 admin
     #: keys that ``storage.*_env`` names. The inventory itself never holds a secret.
     env_file: Path | None = None
+    #: What a healthy node looks like (``health:``; every default suits an 8-GPU H100/H200 node).
+    health: HealthSettings = field(default_factory=HealthSettings)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -389,7 +392,7 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
     return s
 
 
-_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file"}
+_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file", "health"}
 
 
 def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
@@ -412,6 +415,7 @@ def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
         source=source,
         standin=r.get(top, "standin", "", as_bool, False),
         env_file=r.get(top, "env_file", "", as_path, None),  # type: ignore[arg-type]
+        health=read_health(r, top.get("health")),
     )
     if r.problems:
         raise InventoryError(source, r.problems)

@@ -51,7 +51,7 @@ echo "$M gpu"; if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi --query
 echo "$M mpirun"; if command -v mpirun; then mpirun --version 2>&1 </dev/null; fi
 echo "$M bin"{bin_loop}
 echo "$M gids"; ({gid_command})
-echo "$M end"
+{health}echo "$M end"
 """
 
 
@@ -114,7 +114,10 @@ def facts_command(sysfs_root: str = "/sys", binaries: Sequence[str] = ()) -> str
             f"; for b in {names}; do case $b in */*) [ -x \"$b\" ];; *) command -v \"$b\" >/dev/null 2>&1;; esac"
             ' && echo "1 $b" || echo "0 $b"; done'
         )
-    script = _SCRIPT.format(marker=MARKER, bin_loop=bin_loop, gid_command=remote_gid_command(sysfs_root))
+    from clusterproof.nodes.health_command import health_fragment
+
+    script = _SCRIPT.format(marker=MARKER, bin_loop=bin_loop, gid_command=remote_gid_command(sysfs_root),
+                            health=health_fragment(sysfs_root))
     return shlex.join(["sh", "-c", script])
 
 
@@ -271,13 +274,17 @@ def parse_facts(node: str, text: str) -> NodeFacts:
 
 
 def gather_facts(
-    pool: SshPool, nodes: Sequence[str] | None = None, sysfs_root: str = "/sys", binaries: Sequence[str] = ()
+    pool: SshPool, nodes: Sequence[str] | None = None, sysfs_root: str = "/sys", binaries: Sequence[str] = (),
+    raw: dict[str, str] | None = None,
 ) -> dict[str, NodeFacts | Exception]:
     """Collect :class:`NodeFacts` from many nodes in parallel: one command, one round trip per node.
 
     Each connection is opened before the command is sent, so that the timed round trip is the command alone; the clock
     offset is ``epoch - (t_send + t_recv) / 2`` on the local wall clock, accurate to about half the round trip
     (``probe_rtt_s``).
+
+    ``raw``, when given, receives each answering node's whole output (node -> text), parsed or not: the
+    health checks read their own sections from it, and the suites keep it under ``reports/<run>/logs/``.
 
     Returns:
         node name -> facts, or the exception for that node (:class:`NodeUnreachable`, ``CommandFailed`` when
@@ -290,6 +297,8 @@ def gather_facts(
         result = pool.run(name, command)
         t_send = result.sent_at
         t_recv = t_send + result.seconds  # when the exit status arrived, before the channel was closed
+        if raw is not None:
+            raw[name] = result.stdout
         try:
             result.check()
         except CommandFailed as e:
