@@ -14,7 +14,8 @@ from clusterproof.report.tables import RunData
 STANDIN_BANNER = (
     "CPU stand-in: the bandwidth numbers in this report come from the sandbox's MPI CPU stand-in over "
     "virtual Ethernet, not from nccl-tests on GPUs. They prove that the suite and its checks work; they "
-    "say nothing about a GPU fabric."
+    "say nothing about a GPU fabric. The node-health facts (nvidia-smi, the kernel log, PCIe and IB sysfs "
+    "attributes and counters) come from stand-ins that replay captured real outputs of other machines."
 )
 
 
