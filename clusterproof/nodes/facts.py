@@ -47,7 +47,8 @@ esac; done </proc/cpuinfo
 printf 'online %s\ncount %s\nmodel %s\n' "$o" "$n" "$m"
 echo "$M mem"; while read -r a b c; do [ "$a" = MemTotal: ] && {{ printf '%s %s\n' "$b" "$c"; break; }}; done </proc/meminfo
 echo "$M nic"; for d in /sys/class/net/*; do [ -e "$d/mtu" ] || continue; m=; s=; read -r m 2>/dev/null <"$d/mtu"; read -r s 2>/dev/null <"$d/operstate"; printf '%s %s %s\n' "${{d##*/}}" "$m" "$s"; done
-echo "$M gpu"; if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi --query-gpu=name,pci.bus_id --format=csv,noheader 2>&1; echo "rc $?"; fi
+echo "$M gpu"; GR=absent; if command -v nvidia-smi >/dev/null 2>&1; then GQ=$(nvidia-smi --query-gpu={gpu_query} --format=csv,noheader 2>&1); GR=$?
+if [ "$GR" = 0 ]; then printf '%s\n' "$GQ" | while IFS=, read -r _ n b _; do [ -n "$b" ] && printf '%s, %s\n' "${{n# }}" "${{b# }}"; done; else printf '%s\n' "$GQ"; fi; echo "rc $GR"; fi
 echo "$M mpirun"; if command -v mpirun; then mpirun --version 2>&1 </dev/null; fi
 echo "$M bin"{bin_loop}
 echo "$M gids"; ({gid_command})
@@ -114,10 +115,11 @@ def facts_command(sysfs_root: str = "/sys", binaries: Sequence[str] = ()) -> str
             f"; for b in {names}; do case $b in */*) [ -x \"$b\" ];; *) command -v \"$b\" >/dev/null 2>&1;; esac"
             ' && echo "1 $b" || echo "0 $b"; done'
         )
-    from clusterproof.nodes.health_command import health_fragment
+    from clusterproof.nodes.health_command import GPU_QUERY, health_fragment
 
+    # One nvidia-smi --query-gpu for the `gpu` section and the health section h.gpu_csv (which prints $GQ/$GR).
     script = _SCRIPT.format(marker=MARKER, bin_loop=bin_loop, gid_command=remote_gid_command(sysfs_root),
-                            health=health_fragment(sysfs_root))
+                            gpu_query=",".join(GPU_QUERY), health=health_fragment(sysfs_root))
     return shlex.join(["sh", "-c", script])
 
 

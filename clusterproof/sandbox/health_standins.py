@@ -127,10 +127,11 @@ def _nvidia_smi_script(sd: Path) -> str:
 # clusterproof sandbox stand-in for nvidia-smi: replays captured real output ({sd}); this node has no GPU.
 d='{sd}'
 [ -f "$d/nvidia-smi.fail" ] && {{ cat "$d/nvidia-smi.fail"; exit 9; }}
+# small files with the read builtin (no process), the XML with cat
 case "$*" in
   "-q -x") exec cat "$d/nvidia-smi-q-x.xml";;
-  "--query-gpu={query} --format=csv,noheader") exec cat "$d/nvidia-smi-query.csv";;
-  "--query-gpu=name,pci.bus_id --format=csv,noheader") exec cut -d, -f2,3 "$d/nvidia-smi-query.csv";;
+  "--query-gpu={query} --format=csv,noheader") while IFS= read -r l; do printf '%s\n' "$l"; done <"$d/nvidia-smi-query.csv"; exit 0;;
+  "--query-gpu=name,pci.bus_id --format=csv,noheader") while IFS=, read -r _ n b _; do printf '%s,%s\n' "$n" "$b"; done <"$d/nvidia-smi-query.csv"; exit 0;;
 esac
 echo "clusterproof sandbox stand-in for nvidia-smi: arguments not replayed: $*" >&2
 exit 2
@@ -140,7 +141,7 @@ exit 2
 def _dmesg_script(sd: Path) -> str:
     return f"""#!/bin/sh
 # clusterproof sandbox stand-in for dmesg: prints this node's kernel log ({sd}/kmsg.log).
-exec cat '{sd}/kmsg.log'
+while IFS= read -r l; do printf '%s\n' "$l"; done <'{sd}/kmsg.log'
 """
 
 
