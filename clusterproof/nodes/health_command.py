@@ -6,8 +6,8 @@ section            what it prints
 =================  ==============================================================================================
 ``h.gpu_csv``      ``nvidia-smi --query-gpu=<GPU_QUERY> --format=csv,noheader`` and ``rc N`` (``absent`` without it);
                    the query runs once, in the facts script's ``gpu`` section, which leaves it in ``$GQ``/``$GR``
-``h.gpu_xml``      ``nvidia-smi -q -x`` and ``rc N``, without its ``<supported_clocks>`` element (two thirds of
-                   the bytes of an 8-GPU node, judged by nothing here)
+``h.gpu_xml``      ``nvidia-smi -q -x`` and ``rc N``, without its ``<supported_clocks>`` element and indentation
+                   (about half the bytes of an 8-GPU node; 32 nodes' XML costs the harness CPU to receive)
 ``h.kmsg``         the ``NVRM: Xid`` lines of ``dmesg`` (or ``journalctl -k -b``), its ``dmesg:`` errors, ``rc N``
 ``h.pcie``         ``kind<TAB>name<TAB>bdf<TAB>cur_speed<TAB>max_speed<TAB>cur_width<TAB>max_width`` per NVIDIA
                    GPU (PCI vendor 0x10de, class 0x0300/0x0302) and per HCA (``class/infiniband/*/device``)
@@ -42,7 +42,7 @@ i=; read -r i 2>/dev/null <"$p/gid_attrs/ndevs/0"; if [ -n "$i" ]; then m='?unre
 """
 _FRAGMENT = r"""S={sysfs}
 echo "$M h.gpu_csv"; if [ "${{GR:-absent}}" = absent ]; then echo absent; else printf '%s\n' "$GQ"; echo "rc $GR"; fi
-echo "$M h.gpu_xml"; if command -v nvidia-smi >/dev/null 2>&1; then {{ nvidia-smi -q -x 2>&1; echo "rc $?"; }} | sed '/<supported_clocks>/,/<\/supported_clocks>/d'; else echo absent; fi
+echo "$M h.gpu_xml"; if command -v nvidia-smi >/dev/null 2>&1; then {{ nvidia-smi -q -x 2>&1; echo "rc $?"; }} | sed -e '/<supported_clocks>/,/<\/supported_clocks>/d' -e 's/^[[:space:]]*//'; else echo absent; fi
 echo "$M h.kmsg"; if command -v dmesg >/dev/null 2>&1; then {{ dmesg 2>&1; echo "rc $?"; }} | grep -E 'NVRM: Xid|^rc [0-9]+$|^dmesg: '; echo "src dmesg"
 elif command -v journalctl >/dev/null 2>&1; then {{ journalctl -k -b -q --no-pager 2>&1; echo "rc $?"; }} | grep -E 'NVRM: Xid|^rc [0-9]+$|^(Failed|No journal)'; echo "src journalctl"; else echo absent; fi
 echo "$M h.pcie"; pl() {{ a=; b=; c=; e=; read -r a 2>/dev/null <"$d/current_link_speed"; read -r b 2>/dev/null <"$d/max_link_speed"; read -r c 2>/dev/null <"$d/current_link_width"; read -r e 2>/dev/null <"$d/max_link_width"; printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$a" "$b" "$c" "$e"; }}
