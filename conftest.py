@@ -2,8 +2,8 @@
 
 pytest_plugins = [
     "fixtures.inventory",
-    "fixtures.report",
     "fixtures.findings",
+    "fixtures.report",
     "fixtures.ssh",
     "fixtures.rdma",
     "fixtures.nccl",

@@ -251,8 +251,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.action == "build":
         summary = report.build(Path(args.path), baseline=Path(args.baseline) if args.baseline else None, tolerance_pct=args.tolerance)
-        print(f"verdict: {summary.verdict.upper()}\nreport: {summary.html_path}\nsummary: {summary.md_path}")
-        return 0 if summary.verdict == "pass" else 1
+        print(f"verdict: {summary.word.upper()}\nreport: {summary.html_path}\nsummary: {summary.md_path}")
+        return 0 if summary.passed else 1
     root = Path(args.path)
     frame = report.history(root)
     if not len(frame):
