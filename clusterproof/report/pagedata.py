@@ -11,6 +11,7 @@ from clusterproof.findings import Area, Finding, RunVerdict, Status
 from clusterproof.report.baseline import BaselineDiff
 from clusterproof.report.plots import Plot
 from clusterproof.report.tables import RunData
+from clusterproof.unfit import UnfitNode, unfit_nodes
 
 STANDIN_BANNER = (
     "CPU stand-in: the bandwidth numbers in this report come from the sandbox's MPI CPU stand-in over "
@@ -43,6 +44,11 @@ class PageData:
         if not self.verdict.passed:
             return "FAIL"
         return "PASS with known limitations" if self.verdict.has_known_limitations else "PASS"
+
+    @property
+    def unfit(self) -> list[UnfitNode]:
+        """The nodes a failing node finding makes unfit, with the reasons (also ``unfit_nodes.txt``)."""
+        return unfit_nodes(f for c in self.verdict.criteria for f in c.findings)
 
     @property
     def failures(self) -> list[Finding]:
