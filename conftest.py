@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.nccl",
     "fixtures.health",
     "fixtures.s3",
+    "fixtures.soak",
 ]

@@ -20,6 +20,7 @@ from clusterproof.report import markdown as md_page
 from clusterproof.report.baseline import BaselineDiff, compare, load_baseline
 from clusterproof.report.pagedata import PageData
 from clusterproof.report.plots import Plot, draw_all
+from clusterproof.report.reference_section import draw_soak
 from clusterproof.report.run_findings import BASELINE_LOG, record_baseline, record_secrets
 from clusterproof.report.scrub import redact_page, scan_dir, scrub_obj
 from clusterproof.report.tables import read_run_data
@@ -114,6 +115,7 @@ def build(outdir: Path, baseline: Path | None = None, tolerance_pct: float = 5.0
     if diff is not None or not (outdir / FINDINGS_DIR / f"{BASELINE_LOG}.jsonl").exists():
         record_baseline(outdir, diff)
     plots = draw_all(data.network, outdir / "plots", data.standin, data.meta.cluster, list(data.meta.nodes))
+    plots += draw_soak(outdir, outdir / "plots", data.standin)
     minted = load_fingerprints(outdir)
     # The pages cannot be scanned before they exist: write them from a scan of everything else, then scan the
     # whole directory, pages included, and write them again with that result (a leak in a page shows there).
