@@ -8,6 +8,7 @@ pytest_plugins = [
     "fixtures.rdma",
     "fixtures.nccl",
     "fixtures.health",
+    "fixtures.slurm",
     "fixtures.s3",
     "fixtures.soak",
 ]
