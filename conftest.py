@@ -7,6 +7,7 @@ pytest_plugins = [
     "fixtures.ssh",
     "fixtures.rdma",
     "fixtures.nccl",
+    "fixtures.health",
     "fixtures.slurm",
     "fixtures.storage_gate",  # before fixtures.s3, which imports it
     "fixtures.s3",

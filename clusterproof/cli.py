@@ -7,6 +7,8 @@
                                              garbage-gids | restore-gids | stop-sshd | start-sshd |
                                              hang-sshd | continue-sshd | rekey-sshd | restore-sshd-key |
                                              flaky P | clear-flaky | slow-node F [--from-size 1M] | clear-slow-node
+    clusterproof sandbox fault xid node03 79 | gpu-missing | pcie-downgrade | port-down | port-rate node03 200 | ecc node03
+    clusterproof sandbox fault counter node03 symbol_error 5 [--during-run]   (undo: clear-xid, restore-gpus, ...)
     clusterproof sandbox fault stop-slurmd node03 | start-slurmd node03 | drain node02 "bad fan" | resume node02
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
     clusterproof report build reports/<run-id> [--baseline DIR]
@@ -27,6 +29,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -212,7 +215,7 @@ def _storage_status(state_dir: Path) -> dict[str, object]:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from clusterproof.sandbox import cluster, faults
+    from clusterproof.sandbox import cluster, faults, health_faults
     from clusterproof.sandbox import slurm as sandbox_slurm
 
     state_dir = _state_dir(args)
@@ -242,7 +245,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             "garbage-gids": lambda: faults.garbage_gids(sbx, node),
             "rekey-sshd": lambda: faults.rekey_sshd(sbx, node),
             "restore-sshd-key": lambda: faults.restore_sshd_key(sbx, node),
-
+            **_health_actions(health_faults, sbx, node, args),
             "flaky": lambda: faults.flaky(sbx, node, float(args.value[0]) if args.value else 0.2),
             "clear-flaky": lambda: faults.clear_flaky(sbx, node),
             "slow-node": lambda: faults.slow_node(sbx, node, float(args.value[0]) if args.value else 1.5,
@@ -269,6 +272,44 @@ def _rolling_restart(state_dir: Path, what: str) -> int:
             print(line)
     print(f"rolling restart of {what} finished after {time.monotonic() - t0:.2f} s")
     return 0
+
+
+HEALTH_FAULTS = ("xid", "clear-xid", "gpu-missing", "restore-gpus", "pcie-downgrade", "restore-pcie", "port-down", "port-up",
+                 "port-rate", "restore-port-rate", "counter", "clear-counter", "ecc", "clear-ecc")
+
+
+def _health_actions(hf: Any, sbx: Any, node: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The node-health faults (clusterproof.sandbox.health_faults) and their undos. Positional VALUES: the XID code
+    (xid), Gb/s (port-rate), COUNTER DELTA (counter), COUNTER (clear-counter)."""
+    v = list(args.value)
+
+    def need(n: int, what: str) -> list[str]:
+        if len(v) != n:
+            raise SystemExit(f"clusterproof sandbox fault {args.kind} {node}: expects {what}")
+        return v
+
+    def number(text: str, what: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise SystemExit(f"clusterproof sandbox fault {args.kind}: {what} must be an integer, got {text!r}") from None
+
+    return {
+        "xid": lambda: hf.xid(sbx, node, number(need(1, "CODE")[0], "CODE")),
+        "clear-xid": lambda: hf.clear_xid(sbx, node),
+        "gpu-missing": lambda: hf.gpu_missing(sbx, node),
+        "restore-gpus": lambda: hf.restore_gpus(sbx, node),
+        "pcie-downgrade": lambda: hf.pcie_downgrade(sbx, node),
+        "restore-pcie": lambda: hf.restore_pcie(sbx, node),
+        "port-down": lambda: hf.port_down(sbx, node),
+        "port-up": lambda: hf.port_up(sbx, node),
+        "port-rate": lambda: hf.port_rate(sbx, node, number(need(1, "GBPS")[0], "GBPS")),
+        "restore-port-rate": lambda: hf.restore_port_rate(sbx, node),
+        "counter": lambda: hf.counter(sbx, node, need(2, "COUNTER DELTA")[0], number(v[1], "DELTA"), during_run=args.during_run),
+        "clear-counter": lambda: hf.clear_counter(sbx, node, need(1, "COUNTER")[0]),
+        "ecc": lambda: hf.ecc(sbx, node),
+        "clear-ecc": lambda: hf.clear_ecc(sbx, node),
+    }
 
 
 def run_suites(inventory: Path, extra: Sequence[str] = (), reports_dir: str = "reports", paths: Sequence[str] = ("suites",)) -> int:
@@ -411,14 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
     rr = sba.add_parser("rolling-restart", help="restart the credential API replicas one at a time (graceful), or the RGW")
     rr.add_argument("what", choices=["credentials", "rgw"])
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
-    fault.add_argument("kind", choices=FAULT_KINDS, help="each fault's undo: clear-slow-link, restore-gids (break-gids and "
-                       "garbage-gids), start-sshd, continue-sshd, restore-sshd-key, clear-flaky, clear-slow-node, "
-                       "start-slurmd, resume")
+    fault.add_argument("kind", choices=[*FAULT_KINDS, *HEALTH_FAULTS], help="each fault's undo: clear-slow-link, "
+                       "restore-gids (break-gids and garbage-gids), start-sshd, continue-sshd, restore-sshd-key, clear-flaky, "
+                       "clear-slow-node, start-slurmd, resume, clear-xid, restore-gpus, restore-pcie, port-up, "
+                       "restore-port-rate, clear-counter, clear-ecc")
     fault.add_argument("node")
     fault.add_argument("value", nargs="*", default=[],
                        help="flaky: probability per run (default 0.2); slow-node: factor (default 1.5); "
-                            "drain: the reason Slurm records")
+                            "drain: the reason Slurm records; xid CODE | port-rate GBPS | counter COUNTER DELTA | clear-counter COUNTER")
     fault.add_argument("--from-size", default="0", help="slow-node: slow only sizes from this up (a dip there), e.g. 1M")
+    fault.add_argument("--during-run", action="store_true", help="counter: grow it only while the next collective runs")
     fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
     fault.add_argument("--rate", default="160mbit", help="slow-link rate (tc); 160mbit is ~0.02 GB/s")
     fault.add_argument("--delay", default="1ms", help="slow-link delay (needs netem in the kernel)")

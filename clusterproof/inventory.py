@@ -39,6 +39,7 @@ from clusterproof.network.reference_config import (
     read_network_checks,
     read_references,
 )
+from clusterproof.nodes.health_settings import HealthSettings, read_health
 from clusterproof.slurm_settings import SlurmSettings, allocation_nodes, read_slurm
 from clusterproof.thresholds import COLLECTIVES, Thresholds, read_thresholds
 
@@ -165,6 +166,8 @@ class Inventory:
     #: Optional KEY=VALUE file (mode 0600) whose values fill unset environment variables, e.g. the S3 admin
     #: keys that ``storage.*_env`` names. The inventory itself never holds a secret.
     env_file: Path | None = None
+    #: What a healthy node looks like (``health:``; every default suits an 8-GPU H100/H200 node).
+    health: HealthSettings = field(default_factory=HealthSettings)
     #: Reference files per fabric class (``references:``) and the limits of the shape, outlier, line-rate and
     #: soak checks (``network_checks:``); see :mod:`clusterproof.network.reference_config`.
     references: ReferenceSettings = field(default_factory=ReferenceSettings)
@@ -354,7 +357,7 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
 
 
 _TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file", "references",
-        "network_checks", "slurm"}
+        "network_checks", "slurm", "health"}
 
 
 def _allocation_nodes(r: FieldReader, slurm: SlurmSettings, environ: Mapping[str, str], ssh_user: str) -> tuple[Node, ...]:
@@ -394,6 +397,7 @@ def parse_inventory(data: Any, source: str = "<memory>", environ: Mapping[str, s
         env_file=r.get(top, "env_file", "", as_path, None),  # type: ignore[arg-type]
         references=read_references(r, top.get("references"), source),
         network_checks=read_network_checks(r, top.get("network_checks")),
+        health=read_health(r, top.get("health")),
         slurm=slurm,
     )
     if slurm is not None and slurm.exclude:  # excluded nodes (e.g. the last run's unfit ones) are not tested either

@@ -171,7 +171,9 @@ def test_facts_command_runs_here_and_parses() -> None:
     f = parse_facts("local", out.stdout)
     assert f.binaries == {"/bin/sh": True, "/no/such/binary": False}
     assert f.cpus >= 1 and f.mem_gib > 0 and "lo" in f.nics
-    assert out.stdout.count(MARKER) == len(SECTIONS)
+    from clusterproof.nodes.health_command import SECTIONS as HEALTH_SECTIONS
+
+    assert out.stdout.count(MARKER) == len(SECTIONS) + len(HEALTH_SECTIONS)
 
 
 def test_facts_frame_has_node_columns() -> None:

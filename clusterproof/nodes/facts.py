@@ -56,12 +56,13 @@ esac; done </proc/cpuinfo
 printf 'online %s\ncount %s\nmodel %s\n' "$o" "$n" "$m"
 echo "$M mem"; while read -r a b c; do [ "$a" = MemTotal: ] && {{ printf '%s %s\n' "$b" "$c"; break; }}; done </proc/meminfo
 echo "$M nic"; for d in /sys/class/net/*; do [ -e "$d/mtu" ] || continue; m=; s=; read -r m 2>/dev/null <"$d/mtu"; read -r s 2>/dev/null <"$d/operstate"; printf '%s %s %s\n' "${{d##*/}}" "$m" "$s"; done
-echo "$M gpu"; if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi --query-gpu=name,pci.bus_id --format=csv,noheader 2>&1; echo "rc $?"; fi
+echo "$M gpu"; GR=absent; if command -v nvidia-smi >/dev/null 2>&1; then GQ=$(nvidia-smi --query-gpu={gpu_query} --format=csv,noheader 2>&1); GR=$?
+if [ "$GR" = 0 ]; then printf '%s\n' "$GQ" | while IFS=, read -r _ n b _; do [ -n "$b" ] && printf '%s, %s\n' "${{n# }}" "${{b# }}"; done; else printf '%s\n' "$GQ"; fi; echo "rc $GR"; fi
 echo "$M mpirun"; if command -v mpirun; then mpirun --version 2>&1 </dev/null; fi
 echo "$M bin"{bin_loop}
 echo "$M gids"; ({gid_command})
 echo "$M nccl"; IFS=:; for d in $LD_LIBRARY_PATH; do for f in "$d"/libnccl.so.2.*; do [ -e "$f" ] && echo "ld $f"; done; done; unset IFS; if command -v ldconfig >/dev/null 2>&1; then ldconfig -p 2>/dev/null | while read -r n r; do case $n in libnccl.so.2) echo "cache $(readlink -f "${{r##*=> }}")";; esac; done; fi; for f in /usr/lib/x86_64-linux-gnu/libnccl.so.2.* /usr/lib/aarch64-linux-gnu/libnccl.so.2.* /usr/lib64/libnccl.so.2.* /usr/local/lib/libnccl.so.2.* /usr/local/cuda/lib64/libnccl.so.2.*; do [ -e "$f" ] && echo "dir $f"; done
-echo "$M end"
+{health}echo "$M end"
 """
 
 
@@ -144,7 +145,11 @@ def facts_command(sysfs_root: str = "/sys", binaries: Sequence[str] = ()) -> str
             f"; for b in {names}; do case $b in */*) [ -x \"$b\" ];; *) command -v \"$b\" >/dev/null 2>&1;; esac"
             ' && echo "1 $b" || echo "0 $b"; done'
         )
-    script = _SCRIPT.format(marker=MARKER, bin_loop=bin_loop, gid_command=remote_gid_command(sysfs_root))
+    from clusterproof.nodes.health_command import GPU_QUERY, health_fragment
+
+    # One nvidia-smi --query-gpu for the `gpu` section and the health section h.gpu_csv (which prints $GQ/$GR).
+    script = _SCRIPT.format(marker=MARKER, bin_loop=bin_loop, gid_command=remote_gid_command(sysfs_root),
+                            gpu_query=",".join(GPU_QUERY), health=health_fragment(sysfs_root))
     return shlex.join(["sh", "-c", script])
 
 
@@ -372,13 +377,17 @@ def parse_facts(node: str, text: str) -> NodeFacts:
 
 
 def gather_facts(
-    pool: SshPool, nodes: Sequence[str] | None = None, sysfs_root: str = "/sys", binaries: Sequence[str] = ()
+    pool: SshPool, nodes: Sequence[str] | None = None, sysfs_root: str = "/sys", binaries: Sequence[str] = (),
+    raw: dict[str, str] | None = None,
 ) -> dict[str, NodeFacts | Exception]:
     """Collect :class:`NodeFacts` from many nodes in parallel: one command, one round trip per node.
 
     Each connection is opened before the command is sent, so that the timed round trip is the command alone; the clock
     offset is ``epoch - (t_send + t_recv) / 2`` on the local wall clock, accurate to about half the round trip
     (``probe_rtt_s``).
+
+    ``raw``, when given, receives each answering node's whole output (node -> text), parsed or not: the
+    health checks read their own sections from it, and the suites keep it under ``reports/<run>/logs/``.
 
     Returns:
         node name -> facts, or the exception for that node (:class:`NodeUnreachable`, ``CommandFailed`` when
@@ -391,6 +400,8 @@ def gather_facts(
         result = pool.run(name, command)
         t_send = result.sent_at
         t_recv = t_send + result.seconds  # when the exit status arrived, before the channel was closed
+        if raw is not None:
+            raw[name] = result.stdout
         try:
             result.check()
         except CommandFailed as e:

@@ -26,6 +26,7 @@ from clusterproof.report.run_findings import BASELINE_LOG, record_baseline, reco
 from clusterproof.report.scrub import redact_page, scan_dir, scrub_obj
 from clusterproof.report.tables import read_run_data
 from clusterproof.secret_ledger import load_fingerprints
+from clusterproof.unfit import UNFIT_FILE, render_unfit_file
 
 HTML_NAME = "index.html"
 MD_NAME = "summary.md"
@@ -70,6 +71,7 @@ def scorecard_json(page: PageData) -> dict[str, Any]:
             for c in v.criteria
         ],
         "failures": [f.line for c in v.failing() for f in c.failures],
+        "unfit_nodes": [{"node": u.node, "reasons": list(u.reasons)} for u in page.unfit],
         "baseline": None if page.diff is None else {
             "summary": page.diff.summary(),
             "regressions": [r.message for r in page.diff.regressions],
@@ -85,6 +87,7 @@ def _write(outdir: Path, page: PageData) -> tuple[Path, Path]:
     # Every piece of the pages was scrubbed when it was rendered; this last pass is the belt to those braces.
     html_path.write_text(redact_page(html_page.render(page)), encoding="utf-8")
     md_path.write_text(redact_page(md_page.render(page)), encoding="utf-8")
+    (outdir / UNFIT_FILE).write_text(render_unfit_file(page.unfit), encoding="utf-8")  # the scheduler's exclude list
     (outdir / JSON_NAME).write_text(redact_page(json.dumps(scrub_obj(scorecard_json(page)), indent=1)) + "\n", encoding="utf-8")
     return html_path, md_path
 

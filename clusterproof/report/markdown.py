@@ -6,6 +6,7 @@ from clusterproof.findings import Status
 from clusterproof.report.fmt import md_cell
 from clusterproof.report.pagedata import AREAS, STANDIN_BANNER, STATUS_WORD, PageData
 from clusterproof.report.scrub import scrub
+from clusterproof.unfit import drain_command
 
 #: A CI comment should fit on a screen; the HTML page has the rest.
 TOP_FAILURES = 15
@@ -61,6 +62,11 @@ def render(p: PageData) -> str:
                 lines += ["", f"{title}:", ""] + [f"- {_cell(i)}" for i in items[:TOP_FAILURES]]
                 if len(items) > TOP_FAILURES:
                     lines.append(f"- … and {len(items) - TOP_FAILURES} more")
+    if p.unfit:
+        lines += ["", f"### Unfit nodes ({len(p.unfit)}, also in `unfit_nodes.txt`)", ""]
+        lines += [f"- **{_cell(u.node)}**: {_cell('; '.join(u.reasons))}" for u in p.unfit]
+        drain = drain_command(p.unfit)
+        lines += ["", f"Drain them (not run by clusterproof): `{_cell(drain)}`"] if drain else []
     lines += ["", "Full report: `index.html` in the run directory.", ""]
     # Values were scrubbed cell by cell: a pass over the whole table would take "KEY=***REDACTED*** |" apart.
     return "\n".join(lines)

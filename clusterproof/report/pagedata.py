@@ -11,11 +11,14 @@ from clusterproof.findings import Area, Finding, RunVerdict, Status
 from clusterproof.report.baseline import BaselineDiff
 from clusterproof.report.plots import Plot
 from clusterproof.report.tables import RunData
+from clusterproof.unfit import UnfitNode, unfit_nodes
 
 STANDIN_BANNER = (
     "CPU stand-in: the bandwidth numbers in this report come from the MPI CPU stand-in for nccl-tests "
     "(the inventory sets standin: true), not from nccl-tests on GPUs. They prove that the suite and its "
-    "checks work; they say nothing about a GPU fabric."
+    "checks work; they say nothing about a GPU fabric. On the sandbox the "
+    "node-health facts (nvidia-smi, the kernel log, PCIe and IB sysfs attributes and counters) come from "
+    "stand-ins that replay captured real outputs of other machines."
 )
 AREAS = tuple(a.value for a in Area)
 #: How each status reads on a page.
@@ -42,6 +45,11 @@ class PageData:
         if not self.verdict.passed:
             return "FAIL"
         return "PASS with known limitations" if self.verdict.has_known_limitations else "PASS"
+
+    @property
+    def unfit(self) -> list[UnfitNode]:
+        """The nodes a failing node finding makes unfit, with the reasons (also ``unfit_nodes.txt``)."""
+        return unfit_nodes(f for c in self.verdict.criteria for f in c.findings)
 
     @property
     def failures(self) -> list[Finding]:

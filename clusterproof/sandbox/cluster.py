@@ -33,6 +33,7 @@ from clusterproof.inventory import parse_inventory
 from clusterproof.sandbox import neigh, procs
 from clusterproof.sandbox import nodes as build
 from clusterproof.sandbox import slurm as sandbox_slurm
+from clusterproof.sandbox.health_standins import SANDBOX_HEALTH, SYSFS_IN_NODE
 from clusterproof.sandbox.nodes import COLLECTIVES, SSHD
 from clusterproof.sandbox.state import (
     SandboxCluster,
@@ -158,7 +159,8 @@ def _inventory_doc(c: SandboxCluster, extra: Mapping[str, Any] | None, with_slur
         "nodes": [{"name": n.name, "host": n.ip, "port": 22, "user": "root", "slots": 1} for n in c.nodes],
         "ssh": {"user": "root", "key_file": str(c.key_file), "known_hosts": str(c.known_hosts), "strict_host_keys": True,
                 "use_agent": False, "connect_timeout_s": 5, "command_timeout_s": 60},
-        "network": {"hcas": ["mlx5_0"], "gid_index": "auto", "max_clock_skew_s": 1.0},
+        "network": {"hcas": ["mlx5_0"], "gid_index": "auto", "max_clock_skew_s": 1.0, "sysfs_root": SYSFS_IN_NODE},
+        "health": SANDBOX_HEALTH,
         "nccl_tests": {
             "bin_dir": str(c.bin_dir), "launcher": "mpirun", "mpirun": "mpirun", "collectives": list(COLLECTIVES),
             "node_counts": [2], "mca": {"coll": "^hcoll", "pml": "ob1", "btl": "tcp,self"},

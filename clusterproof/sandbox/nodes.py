@@ -15,6 +15,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from clusterproof.errors import SandboxError
+from clusterproof.sandbox import health_standins
 from clusterproof.sandbox.gids import node_ipv6, node_mac, write_gid_table, write_hca
 from clusterproof.sandbox.procs import ENV, parallel, read_pid, run
 
@@ -57,7 +58,7 @@ def _ssh_config(c: SandboxCluster) -> str:
 
 def _sshd_config(c: SandboxCluster, n: SandboxNode) -> str:
     d = n.state_dir
-    set_env = " ".join(f"{k}={v}" for k, v in NODE_ENV.items())
+    set_env = " ".join(f"{k}={v}" for k, v in {**NODE_ENV, "PATH": health_standins.node_path(d)}.items())
     # KexAlgorithms and ciphers stay at OpenSSH's defaults: the sandbox never weakens them.
     return (f"# clusterproof sandbox node {n.name}\nListenAddress {n.ip}\nPort 22\nHostKey {d}/ssh_host_ed25519_key\n"
             f"PidFile {d}/sshd.pid\nPermitRootLogin prohibit-password\nPubkeyAuthentication yes\n"
@@ -90,6 +91,7 @@ def write_files(c: SandboxCluster) -> None:
         (n.state_dir / "sshd_config").write_text(_sshd_config(c, n))
         write_hca(n.state_dir / "ib", n.name)
         write_gid_table(n.state_dir / "ib", n.ip, "standard")
+        health_standins.write_node(n.state_dir, n.name)
     (sd / "node_init.sh").write_text(_asset("node_init.sh"))
     (sd / "src" / "nccl_standin.c").write_text(_asset("nccl_standin.c"))
 

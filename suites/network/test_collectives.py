@@ -20,7 +20,8 @@ from fixtures.findings import FindingRecorder
 from fixtures.nccl import CollectiveRuns, GroupSpec, explain_failure
 
 pytestmark = [pytest.mark.nccl, pytest.mark.exclusive, pytest.mark.xdist_group("fabric"),
-              pytest.mark.criterion(Criterion.COLLECTIVES)]
+              pytest.mark.criterion(Criterion.COLLECTIVES),
+              pytest.mark.usefixtures("ib_counters_before")]  # counters read before the sweep (test_ib_counter_growth.py)
 
 # NCCL WARN lines are judged by the transport tests (a WARN about libibverbs is a Socket fallback, not a crash);
 # an unfinished log is judged by `complete`. Everything else the parser lists makes the run insane.
