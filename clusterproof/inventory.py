@@ -32,6 +32,14 @@ from clusterproof.fields import (
     as_text,
     one_of,
 )
+from clusterproof.localize_settings import (
+    LocalizeSettings,
+    NodeCollectiveSettings,
+    RailSettings,
+    read_localize,
+    read_node_collectives,
+    read_rails,
+)
 from clusterproof.units import parse_size
 
 _HCA_RE = re.compile(r"^[A-Za-z0-9_.-]+(?::\d+)?$")
@@ -171,6 +179,9 @@ class Inventory:
     #: Optional KEY=VALUE file (mode 0600) whose values fill unset environment variables, e.g. the S3 admin
     #: keys that ``storage.*_env`` names. The inventory itself never holds a secret.
     env_file: Path | None = None
+    localize: LocalizeSettings = field(default_factory=LocalizeSettings)
+    node_collectives: NodeCollectiveSettings | None = None
+    rails: RailSettings | None = None
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -389,7 +400,7 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
     return s
 
 
-_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file"}
+_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file", "localize", "node_collectives", "rails"}
 
 
 def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
@@ -412,6 +423,9 @@ def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
         source=source,
         standin=r.get(top, "standin", "", as_bool, False),
         env_file=r.get(top, "env_file", "", as_path, None),  # type: ignore[arg-type]
+        localize=read_localize(r, top.get("localize")),
+        node_collectives=read_node_collectives(r, top.get("node_collectives"), COLLECTIVES),
+        rails=read_rails(r, top.get("rails"), COLLECTIVES),
     )
     if r.problems:
         raise InventoryError(source, r.problems)

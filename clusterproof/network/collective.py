@@ -17,6 +17,7 @@ import secrets
 import shlex
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,18 @@ class CollectiveResult:
 
 
 @dataclass(frozen=True)
+class RunRequest:
+    """One collective on one node set, for :meth:`CollectiveRunner.run_many`."""
+
+    collective: str
+    nodes: tuple[Node, ...]
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None
+    sweep: SweepSpec | None = None
+    extra_mca: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class _Job:
     job_id: str
     collective: str
@@ -80,7 +93,8 @@ def _sweep_command(binary: str, sweep: SweepSpec) -> NcclTestsCommand:
     )
 
 
-def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: Mapping[str, str], sweep: SweepSpec | None = None) -> list[str]:
+def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: Mapping[str, str], sweep: SweepSpec | None = None,
+                  extra_mca: Mapping[str, str] | None = None) -> list[str]:
     """The launcher argv for ``collective`` on ``nodes`` in the inventory's own form.
 
     mpirun carries the environment as ``-x NAME=VALUE``. srun's ``--export`` cannot carry a value with a comma
@@ -96,7 +110,8 @@ def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: M
             raise ClusterproofError(f"{inv.source}: srun needs the same slots on every node, got {sorted(slots)}")
         srun = Srun(nodes=len(nodes), ntasks_per_node=slots.pop(), env={}, nodelist=[n.name for n in nodes]).argv(cmd)
         return ["env", *(f"{k}={v}" for k, v in env.items()), *srun] if env else srun
-    return Mpirun(hosts=[HostSlot(n.host, n.slots) for n in nodes], env=env, mca=settings.mca, mpirun=settings.mpirun).argv(cmd)
+    mca = {**settings.mca, **(extra_mca or {})}
+    return Mpirun(hosts=[HostSlot(n.host, n.slots) for n in nodes], env=env, mca=mca, mpirun=settings.mpirun).argv(cmd)
 
 
 def _kill_marked_command(job_id: str, signal: str) -> str:
@@ -144,6 +159,7 @@ class CollectiveRunner:
         extra_env: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
         sweep: SweepSpec | None = None,
+        extra_mca: Mapping[str, str] | None = None,
     ) -> CollectiveResult:
         """Run ``collective`` across ``nodes`` (the first is the head) and return its parsed result.
 
@@ -153,7 +169,7 @@ class CollectiveRunner:
         Raises:
             NodeUnreachable: the head node cannot be reached at all.
         """
-        job = self._prepare(collective, nodes, extra_env, sweep)
+        job = self._prepare(collective, nodes, extra_env, sweep, extra_mca)
         timeout = timeout_s if timeout_s is not None else self.inventory.nccl_tests.timeout_s
         with file_lock(self.lock_dir, f"fabric-{self.inventory.name}"):
             started = time.monotonic()
@@ -161,7 +177,39 @@ class CollectiveRunner:
             seconds = time.monotonic() - started
         return self._collect(job, result, seconds, errors)
 
-    def _prepare(self, collective: str, nodes: Sequence[Node], extra_env: Mapping[str, str] | None, sweep: SweepSpec | None) -> _Job:
+    def run_many(self, requests: Sequence[RunRequest]) -> list[CollectiveResult | ClusterproofError]:
+        """Run several collectives on disjoint node sets at the same time: one round of the bad-node search.
+
+        The fabric lock is held once for the whole round (the runs are meant to share the fabric with each
+        other, never with another test). Returns one item per request, in order: its result, or the error that
+        kept it from starting. A run that times out has its processes ended on every node of its set, as in
+        :meth:`run`.
+        """
+        seen: set[str] = set()
+        for req in requests:
+            names = [n.name for n in req.nodes]
+            if seen & set(names):
+                raise ValueError(f"run_many: node sets overlap on {', '.join(sorted(seen & set(names)))}")
+            seen.update(names)
+        default = self.inventory.nccl_tests.timeout_s
+        jobs = [self._prepare(r.collective, r.nodes, r.extra_env, r.sweep, r.extra_mca) for r in requests]
+
+        def one(item: tuple[_Job, RunRequest]) -> CollectiveResult | ClusterproofError:
+            job, req = item
+            started = time.monotonic()
+            try:
+                result, errors = self._launch(job, req.timeout_s if req.timeout_s is not None else default)
+            except ClusterproofError as e:
+                return e
+            return self._collect(job, result, time.monotonic() - started, errors)
+
+        if not jobs:
+            return []
+        with file_lock(self.lock_dir, f"fabric-{self.inventory.name}"), ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            return list(pool.map(one, zip(jobs, requests, strict=True)))
+
+    def _prepare(self, collective: str, nodes: Sequence[Node], extra_env: Mapping[str, str] | None, sweep: SweepSpec | None,
+                 extra_mca: Mapping[str, str] | None = None) -> _Job:
         settings = self.inventory.nccl_tests
         names = [n.name for n in nodes]
         job_id = f"{collective}-{len(nodes)}n-{secrets.token_hex(3)}"
@@ -172,7 +220,7 @@ class CollectiveRunner:
         if "NCCL_DEBUG_FILE" in env:
             env["NCCL_DEBUG_FILE"] = f"{scratch}/nccl.%h.%p.log"  # one file per process, on its own node
         env[JOB_MARKER] = job_id
-        launch = render(launcher_argv(self.inventory, collective, nodes, env, sweep))
+        launch = render(launcher_argv(self.inventory, collective, nodes, env, sweep, extra_mca))
         q = shlex.quote(scratch)
         command = f"mkdir -p {q} && cd {q} && {JOB_MARKER}={shlex.quote(job_id)} {launch} > out.log 2>&1"
         return _Job(job_id, collective, names, scratch, command, debug=settings.debug != "off")

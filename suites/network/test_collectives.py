@@ -10,6 +10,7 @@ import pytest
 from clusterproof.inventory import Inventory
 from clusterproof.network import verdict
 from clusterproof.network.collective import CollectiveResult
+from clusterproof.network.localize import FailureKind
 from clusterproof.network.nccl import printed_size
 from clusterproof.units import human_size
 from fixtures.nccl import CollectiveRuns, GroupSpec, explain_failure
@@ -68,6 +69,6 @@ def test_nccl_busbw_meets_threshold(
     message = "\n".join(map(str, problems))
     standin = "\n(numbers from the CPU stand-in for nccl-tests, not GPUs)" if inventory.standin or res.run.standin else ""
     if nccl_group.n_nodes == len(inventory.nodes) and nccl_group.n_nodes >= 3:
-        loc = collective_runs.localize(nccl_group.collective)
+        loc = collective_runs.localize(nccl_group.collective, collective_runs.failure_of(res) or FailureKind.SLOW)
         message += f"\nslow-node search with 2-node {nccl_group.collective} runs:\n{loc.explain()}"
     pytest.fail(message + standin + f"\nraw log: {res.log_path}")
