@@ -8,4 +8,5 @@ pytest_plugins = [
     "fixtures.rdma",
     "fixtures.nccl",
     "fixtures.s3",
+    "fixtures.unfit",
 ]

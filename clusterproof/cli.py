@@ -2,7 +2,8 @@
 
     clusterproof sandbox up [--nodes 4]      start N nodes + a real Ceph RGW + the credentials service
     clusterproof sandbox status | down
-    clusterproof sandbox fault slow-link node03 | clear node03 | break-gids node02 [--mode other_index] | stop-sshd node04 ...
+    clusterproof sandbox fault slow-link node03 [--rail 1] | clear node03 | break-gids node02 [--mode other_index] | stop-sshd node04 ...
+    clusterproof sandbox fault hang-link node05 | clear-hang-link node05 | crash-node node02 | corrupt-node node02 | clear-node-fault node02
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
     clusterproof report build reports/<run-id> [--baseline DIR]
     clusterproof report history reports/
@@ -104,6 +105,8 @@ def sandbox_up(
     rgw_port: int = 7480,
     mon_port: int = 16789,
     service_port: int = SERVICE_PORT,
+    rail1_subnet: str = "",
+    extra_inventory: dict[str, object] | None = None,
 ) -> Path:
     """Start the sandbox cluster, RGW and the credentials service; return the inventory path.
 
@@ -113,7 +116,8 @@ def sandbox_up(
     from clusterproof.sandbox import cluster, rgw
 
     t0 = time.monotonic()
-    sbx = cluster.up(nodes=nodes, state_dir=state_dir, subnet=subnet, prefix=prefix)
+    sbx = cluster.up(nodes=nodes, state_dir=state_dir, subnet=subnet, prefix=prefix, rail1_subnet=rail1_subnet,
+                     extra_inventory=extra_inventory)
     try:
         if with_storage:
             info = rgw.start(state_dir / "rgw", port=rgw_port, mon_port=mon_port)
@@ -157,11 +161,11 @@ def sandbox_down(state_dir: Path) -> None:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from clusterproof.sandbox import cluster, faults
+    from clusterproof.sandbox import cluster, fault_fabric, faults
 
     state_dir = _state_dir(args)
     if args.action == "up":
-        sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage)
+        sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage, rail1_subnet=args.rail1_subnet or "")
     elif args.action == "down":
         sandbox_down(state_dir)
     elif args.action == "status":
@@ -171,8 +175,13 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         sbx = cluster.SandboxCluster.from_state(state_dir)
         kind, node = args.kind, args.node
         actions = {
-            "slow-link": lambda: faults.slow_link(sbx, node, rate=args.rate, delay=args.delay),
-            "clear-slow-link": lambda: faults.clear_slow_link(sbx, node),
+            "slow-link": lambda: faults.slow_link(sbx, node, rate=args.rate, delay=args.delay, rail=args.rail),
+            "clear-slow-link": lambda: faults.clear_slow_link(sbx, node, rail=args.rail),
+            "hang-link": lambda: fault_fabric.hang_link(sbx, node),
+            "clear-hang-link": lambda: fault_fabric.clear_hang_link(sbx, node),
+            "crash-node": lambda: fault_fabric.node_fault(sbx, node, "crash"),
+            "corrupt-node": lambda: fault_fabric.node_fault(sbx, node, "corrupt"),
+            "clear-node-fault": lambda: fault_fabric.clear_node_fault(sbx, node),
             "break-gids": lambda: faults.break_gid_table(sbx, node, mode=args.mode),
             "restore-gids": lambda: faults.restore_gid_table(sbx, node),
             "stop-sshd": lambda: faults.stop_sshd(sbx, node),
@@ -238,14 +247,17 @@ def build_parser() -> argparse.ArgumentParser:
     up = sba.add_parser("up")
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--no-storage", action="store_true", help="nodes only, no RGW")
+    up.add_argument("--rail1-subnet", default=None, help="a second rail on this /24 (e.g. 192.168.78): eth1 on a second bridge")
     sba.add_parser("down")
     sba.add_parser("status")
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
-    fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd"])
+    fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd",
+                                        "hang-link", "clear-hang-link", "crash-node", "corrupt-node", "clear-node-fault"])
     fault.add_argument("node")
     fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
     fault.add_argument("--rate", default="160mbit", help="slow-link rate (tc); 160mbit is ~0.02 GB/s")
     fault.add_argument("--delay", default="1ms", help="slow-link delay (needs netem in the kernel)")
+    fault.add_argument("--rail", type=int, default=0, choices=[0, 1], help="slow-link: the rail (1 = eth1, the second bridge)")
     sb.set_defaults(func=_cmd_sandbox)
 
     demo = sub.add_parser("demo", help="sandbox up, every suite, reports/latest/, sandbox down")

@@ -44,6 +44,7 @@ class NodeCollectiveSettings:
     collective: str = "all_reduce"
     min_busbw: Mapping[int, float] = field(default_factory=dict)  # size (bytes) -> GB/s, single node
     ib_only_min_busbw: Mapping[int, float] = field(default_factory=dict)  # the same with NCCL_P2P/SHM disabled
+    ranks: int | None = None  # ranks on the node (None: its slots, one per GPU)
 
     def lookup(self, ib_only: bool, size: int) -> float | None:
         steps = self.ib_only_min_busbw if ib_only else self.min_busbw
@@ -121,12 +122,13 @@ def read_node_collectives(r: FieldReader, raw: Any, collectives: tuple[str, ...]
     if raw is None:
         return None
     p = "node_collectives"
-    m = r.mapping(raw, p, {"collective", "min_busbw", "ib_only_min_busbw"})
+    m = r.mapping(raw, p, {"collective", "min_busbw", "ib_only_min_busbw", "ranks"})
     coll = r.get(m, "collective", p, as_text, "all_reduce")
     if coll not in collectives:
         r.problem(f"{p}.collective", f"unknown collective {coll!r} (known: {', '.join(collectives)})")
     return NodeCollectiveSettings(coll, _steps(r, m.get("min_busbw"), f"{p}.min_busbw"),
-                                  _steps(r, m.get("ib_only_min_busbw"), f"{p}.ib_only_min_busbw"))
+                                  _steps(r, m.get("ib_only_min_busbw"), f"{p}.ib_only_min_busbw"),
+                                  r.get(m, "ranks", p, as_int(2), None))  # type: ignore[arg-type]
 
 
 def read_rails(r: FieldReader, raw: Any, collectives: tuple[str, ...]) -> RailSettings | None:

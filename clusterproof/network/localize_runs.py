@@ -10,6 +10,7 @@ with the same short timeout; wrong results with validation on (``-c 1`` at least
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -25,6 +26,7 @@ from clusterproof.units import human_size
 # NCCL WARN lines are judged by the transport tests; an unfinished log is judged by `complete`.
 _NOT_FATAL = ("NCCL WARN", "log ends before")
 _TAIL_LINES = 4
+_FAILURE_WORDS = re.compile(r"failure|error|abort", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,9 @@ def measurement(nodes: Sequence[str], outcome: CollectiveResult | ClusterproofEr
                            lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
     run = res.run
     if run is None:
-        return Measurement(names, failure=FailureKind.CRASHED, error=f"exit code {res.rc}, no nccl-tests output ({res.parse_error})",
+        said = next((ln.strip() for ln in res.log_text.splitlines() if _FAILURE_WORDS.search(ln) and not ln.startswith("#")), None)
+        why = said or (res.parse_error or "").split(": ", 1)[-1][:160]
+        return Measurement(names, failure=FailureKind.CRASHED, error=f"exit code {res.rc}, no nccl-tests output: {why}",
                            lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
     wrong = wrong_count(run)
     if wrong:
