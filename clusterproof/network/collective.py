@@ -208,6 +208,13 @@ class CollectiveRunner:
         with file_lock(self.lock_dir, f"fabric-{self.inventory.name}"), ThreadPoolExecutor(max_workers=len(jobs)) as pool:
             return list(pool.map(one, zip(jobs, requests, strict=True)))
 
+    def command_for(self, collective: str, nodes: Sequence[Node], extra_env: Mapping[str, str] | None = None,
+                    sweep: SweepSpec | None = None) -> tuple[str, str]:
+        """``(scratch_dir, shell command)`` exactly as :meth:`run` would launch it on the head node (a fresh job id);
+        for benchmarks that compare the suite with the same command run by hand."""
+        job = self._prepare(collective, nodes, extra_env, sweep)
+        return job.scratch, job.command
+
     def _prepare(self, collective: str, nodes: Sequence[Node], extra_env: Mapping[str, str] | None, sweep: SweepSpec | None,
                  extra_mca: Mapping[str, str] | None = None) -> _Job:
         settings = self.inventory.nccl_tests

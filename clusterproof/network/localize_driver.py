@@ -8,9 +8,10 @@ into a :class:`Measurement`. :func:`search_after` decides from an all-node resul
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from clusterproof.errors import ClusterproofError
-from clusterproof.inventory import Inventory
+from clusterproof.inventory import Inventory, Node
 from clusterproof.network.collective import CollectiveResult, CollectiveRunner, RunRequest
 from clusterproof.network.localize_model import FailureKind, Localization, Measurement
 from clusterproof.network.localize_runs import SearchTest, failure_kind, measurement, search_test
@@ -25,16 +26,21 @@ class CollectiveRounds:
 
     def __init__(self, runner: CollectiveRunner, inventory: Inventory, collective: str, test: SearchTest,
                  env: Mapping[str, str] | None = None,
-                 on_result: Callable[[CollectiveResult], None] | None = None) -> None:
+                 on_result: Callable[[CollectiveResult], None] | None = None, ranks_per_node: int | None = None) -> None:
         self.runner = runner
+        self.ranks_per_node = ranks_per_node
         self.inventory = inventory
         self.collective = collective
         self.test = test
         self.env = {**(env or {}), **test.env}
         self.on_result = on_result
 
+    def _node(self, name: str) -> Node:
+        node = self.inventory.node(name)
+        return replace(node, slots=self.ranks_per_node) if self.ranks_per_node else node
+
     def __call__(self, groups: Sequence[Group]) -> list[Measurement]:
-        requests = [RunRequest(self.collective, tuple(self.inventory.node(n) for n in g), extra_env=self.env,
+        requests = [RunRequest(self.collective, tuple(self._node(n) for n in g), extra_env=self.env,
                                timeout_s=self.test.timeout_s, sweep=self.test.sweep, extra_mca=self.test.mca) for g in groups]
         outcomes: list[CollectiveResult | ClusterproofError] = self.runner.run_many(requests)
         out = []
@@ -54,12 +60,13 @@ def pair_limit(inventory: Inventory, collective: str, test: SearchTest) -> float
 def search(runner: CollectiveRunner, inventory: Inventory, collective: str, kind: FailureKind, *,
            nodes: Sequence[str] | None = None, env: Mapping[str, str] | None = None, mca: Mapping[str, str] | None = None,
            limit: float | None = None, label: str = "", max_concurrent: int | None = None, strategy: str | None = None,
-           on_result: Callable[[CollectiveResult], None] | None = None) -> Localization:
-    """Search the bad node or link of a ``kind`` failure of ``collective`` with the inventory's settings."""
+           on_result: Callable[[CollectiveResult], None] | None = None, ranks_per_node: int | None = None) -> Localization:
+    """Search the bad node or link of a ``kind`` failure of ``collective`` with the inventory's settings
+    (``ranks_per_node`` overrides the nodes' slots, e.g. 1 for a rail)."""
     settings = inventory.localize
     test = search_test(kind, inventory.nccl_tests.sweep, timeout_s=inventory.nccl_tests.timeout_s,
                        hang_timeout_s=settings.hang_timeout_s, mca=mca)
-    rounds = CollectiveRounds(runner, inventory, collective, test, env=env, on_result=on_result)
+    rounds = CollectiveRounds(runner, inventory, collective, test, env=env, on_result=on_result, ranks_per_node=ranks_per_node)
     names = list(nodes) if nodes is not None else [n.name for n in inventory.nodes]
     if kind is FailureKind.SLOW and limit is None:
         limit = pair_limit(inventory, collective, test)
