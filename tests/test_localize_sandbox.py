@@ -141,3 +141,30 @@ def test_slowed_second_rail_is_named_with_its_rail(sandbox: Sandbox) -> None:
     assert "1 failed, 9 passed" in out, out[-2000:]  # rail0 and the 8 node-level runs passed
     assert exclude_list(run) == ["node01"]
     assert "node01/rail1" in (run / "unfit_nodes.txt").read_text()
+
+
+def test_corrupting_node_is_named_with_validation_on(sandbox: Sandbox) -> None:
+    print(fault_fabric.node_fault(sandbox.cluster, "node01", "corrupt"))
+    try:
+        res, run = run_suite(sandbox, "-k", "bad_node_localized")
+    finally:
+        print(fault_fabric.clear_node_fault(sandbox.cluster, "node01"))
+    assert res.returncode == 1, res.stdout[-4000:]
+    assert "all_reduce (wrong): bad node(s): node01" in res.stdout, res.stdout[-4000:]
+    assert "#wrong = " in res.stdout
+    assert exclude_list(run) == ["node01"]
+
+
+def test_standin_splits_the_ranks_into_groups(sandbox: Sandbox) -> None:
+    from clusterproof.network import nccl
+
+    c = sandbox.cluster
+    hosts = ",".join(f"{n.name}:2" for n in c.nodes)  # 8 ranks; MOD 2: one rank per node in each of two groups
+    cmd = (f"mpirun -H {hosts} -mca coll ^hcoll -mca pml ob1 -mca btl tcp,self -x NCCL_TESTS_SPLIT='MOD 2' "
+           f"{c.bin_dir}/all_reduce_perf -b 1M -e 1M -n 2 -w 1 -c 1")
+    r = subprocess.run(["ssh", "-F", str(c.ssh_config), "node01", cmd], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = nccl.parse(r.stdout)
+    assert run.nranks == 8 and sorted(run.devices["group"].tolist()) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert run.ranks_per_group() == 4 and not run.errors  # busbw computed with the group size, as nccl-tests does
+    assert (run.results["wrong"] == 0).all()
