@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv system-deps lint clean
+.PHONY: demo test venv system-deps lint clean mutation
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: venv system-deps
 lint: venv
 	$(VENV)/bin/ruff check clusterproof fixtures suites tests bench conftest.py
 	$(VENV)/bin/mypy clusterproof fixtures
+
+mutation: venv  ## mutation testing of the pure modules (slow: ~10 min on 2 cores); see tests/MUTATION.md
+	rm -rf mutants
+	$(VENV)/bin/mutmut run
+	$(VENV)/bin/mutmut results
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -364,7 +364,7 @@ def read_findings(run_dir: Path) -> list[Finding]:
     """
     out: list[Finding] = []
     folder = Path(run_dir) / FINDINGS_DIR
-    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("*.jsonl")):  # a missing folder globs to nothing
         lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
         for no, line in enumerate(lines, 1):
             if not line.strip():

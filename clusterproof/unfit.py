@@ -53,8 +53,7 @@ def unfit_nodes(findings: Iterable[Finding]) -> list[UnfitNode]:
 
 def hostlist(nodes: Iterable[str]) -> str:
     """The Slurm hostlist of ``nodes`` (``node[03,07-08]``); empty text for no node."""
-    names = list(nodes)
-    return str(NodeSet.fromlist(names)) if names else ""
+    return str(NodeSet.fromlist(list(nodes)))  # an empty NodeSet prints as ""
 
 
 def _one_line(text: str, limit: int = 200) -> str:

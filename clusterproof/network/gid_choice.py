@@ -76,6 +76,11 @@ def _hca_groups(table: pd.DataFrame, hcas: Sequence[str]) -> tuple[dict[str, pd.
     return kept, missing
 
 
+def _lowest_match(grp: pd.DataFrame, family: str, roce_version: str, netdevs: frozenset[str]) -> int | None:
+    hits = [int(r["index"]) for r in records(grp) if _gid_matches(r, family, roce_version, netdevs)]
+    return min(hits) if hits else None
+
+
 def gid_indices_by_hca(
     table: pd.DataFrame,
     netdev: str | Sequence[str] | None = None,
@@ -94,19 +99,21 @@ def gid_indices_by_hca(
     _criteria(family, roce_version)
     netdevs = _netdev_set(netdev)
     groups, missing = _hca_groups(table, hcas)
-    result: dict[str, int | None] = {}
-    for key, grp in groups.items():
-        hits = [int(r["index"]) for r in records(grp) if _gid_matches(r, family, roce_version, netdevs)]
-        result[key] = min(hits) if hits else None
+    result: dict[str, int | None] = {key: _lowest_match(grp, family, roce_version, netdevs) for key, grp in groups.items()}
     for hca in missing:
         result[hca] = None
     return result
 
 
+def _address_text(row: Mapping[str, Any]) -> str:
+    """The GID as RoCE people read it: ``::ffff:10.1.1.5`` for IPv4-mapped GIDs (Python < 3.13 would print
+    ``::ffff:a01:105``), the compressed IPv6 form otherwise."""
+    return f"::ffff:{row['ipv4']}" if row["ipv4"] else ipaddress.IPv6Address(row["gid"]).compressed
+
+
 def _found_text(grp: pd.DataFrame) -> str:
     items = [
-        f"{int(r['index'])} {r['roce_version'] or '?'} {ipaddress.IPv6Address(r['gid']).compressed}"
-        + (f" {r['netdev']}" if r["netdev"] else "")
+        f"{int(r['index'])} {r['roce_version'] or '?'} {_address_text(r)}" + (f" {r['netdev']}" if r["netdev"] else "")
         for r in records(grp.sort_values("index"))
     ]
     return ", ".join(items) if items else "nothing"
@@ -140,7 +147,7 @@ def choose_gid_index(
         raise GidError(f"HCA {', '.join(missing)} not in the GID table (HCAs present: {have})")
     if not groups:
         raise GidError(f"no {what}: the GID table is empty (no RoCE HCA with a non-zero GID)")
-    indices = gid_indices_by_hca(table, netdev, family, roce_version, hcas)
+    indices = {key: _lowest_match(grp, family, roce_version, netdevs) for key, grp in groups.items()}
     problems = []
     for key, grp in groups.items():
         if indices[key] is None:
