@@ -169,17 +169,39 @@ class _Search:
             for v in self.round([(s, p) for s, p in zip(batch, partners, strict=False)], "re-pair"):
                 if v.bad:
                     bad_alone.add(v.nodes[0])
+        links: list[tuple[str, str]] = []
         for g in bad:
             culprits = [n for n in g.nodes if n in bad_alone]
             if culprits:
                 self.out.bad_nodes.extend(n for n in culprits if n not in self.out.bad_nodes)
             elif len(g.nodes) == 2:
                 link = (g.nodes[0], g.nodes[1])
-                if link not in self.out.bad_links:
-                    self.out.bad_links.append(link)
+                if link not in links:
+                    links.append(link)
             else:
                 self.out.unresolved.extend(n for n in g.nodes if n not in self.out.unresolved)
         self.out.bad_nodes.extend(n for n in untested if n in bad_alone and n not in self.out.bad_nodes)
+        self.confirm_links(links)
+
+    def confirm_links(self, links: Sequence[tuple[str, str]]) -> None:
+        """Run every candidate link once more (disjoint ones at once): two nodes fine with others are a bad link
+        only when they fail together again; a pair that passes the second time was a transient dip."""
+        todo = list(links)
+        while todo:
+            used: set[str] = set()
+            wave = []
+            for link in todo:
+                if not used & set(link):
+                    wave.append(link)
+                    used.update(link)
+            todo = [x for x in todo if x not in wave]
+            for v in self.round(wave, "confirm"):
+                link = (v.nodes[0], v.nodes[1])
+                if v.bad:
+                    self.out.bad_links.append(link)
+                else:
+                    self.out.note = (self.out.note + "; " if self.out.note else "") + (
+                        f"{link[0]}+{link[1]} failed once but passed when run again: a transient dip, not a bad link")
 
     # ------------------------------------------------------------------ bisect
 
