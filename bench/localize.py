@@ -80,8 +80,9 @@ def timed(fn: Callable[..., Localization], *args: object, **kwargs: object) -> t
 
 def verdict_ok(loc: Localization, bad: str) -> tuple[bool, str]:
     excluded = [u.node for u in unfit.unfit_nodes(localization_findings(loc))]
-    ok = loc.bad_nodes == [bad] and excluded == [bad]
-    return ok, f"named {loc.bad_nodes or loc.unresolved or '-'}, exclude list {excluded}"
+    ok = loc.bad_nodes == [bad] and not loc.bad_links and excluded == [bad]
+    links = f", bad links {loc.bad_links}" if loc.bad_links else ""
+    return ok, f"named {loc.bad_nodes or loc.unresolved or '-'}{links}, exclude list {excluded}"
 
 
 def bench(n: int, args: argparse.Namespace) -> list[str]:
