@@ -1,12 +1,13 @@
 # clusterproof: two commands for a new machine.
 #   make demo   install what is missing, start the sandbox cluster and RGW, run every suite, write reports/latest/
-#   make test   the project's own tests (unit tests, plus the suites against the sandbox)
+#   make test   the project's own tests (unit tests, plus the suites against the sandbox): what CI runs
+#   make unit   only the pure tests (no root, no sandbox, no RGW), for contributors
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv system-deps lint clean mutation
+.PHONY: demo test unit venv system-deps lint clean mutation
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,9 @@ system-deps:
 
 test: venv system-deps lint
 	$(PY) -m pytest tests
+
+unit: venv
+	$(PY) -m pytest tests -m "not needs_root and not needs_sandbox and not needs_rgw" -p no:cacheprovider
 
 demo: venv system-deps
 	$(PY) -m clusterproof.cli demo

@@ -2,11 +2,12 @@
 
 pytest_plugins = [
     "fixtures.inventory",
-    "fixtures.report",
     "fixtures.findings",
+    "fixtures.report",
     "fixtures.ssh",
     "fixtures.rdma",
     "fixtures.nccl",
     "fixtures.s3",
     "fixtures.unfit",
+    "fixtures.soak",
 ]

@@ -22,7 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from clusterproof.report import RunMeta, build, new_run_id, write_checks, write_run_data
+from clusterproof import findings as fd
+from clusterproof.findings import Criterion, FindingLog
+from clusterproof.report import RunMeta, build, new_run_id, write_run_data
 
 NODES = [f"node{i:02d}" for i in range(1, 9)]
 #: Large-message busbw plateaus (GB/s) on 8×400G H100 nodes, roughly as network-anchors.md §5 reports.
@@ -103,16 +105,15 @@ def node_rows(rng: random.Random) -> list[dict[str, Any]]:
              "clock_offset_s": round(rng.uniform(-0.002, 0.002), 4)} for i, n in enumerate(NODES)]
 
 
-def checks(network: pd.DataFrame) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [
-        {"test_id": f"suites/nodes/test_reachable.py::test_nodes_ssh_reachable[{n}]", "area": "nodes",
-         "name": "test_nodes_ssh_reachable", "outcome": "passed", "message": ""} for n in NODES
-    ]
-    for test_id, g in network.groupby("test_id"):
-        bad = g[g["verdict"] == "fail"]
-        out.append({"test_id": test_id, "area": "network", "name": "test_nccl_busbw_meets_reference",
-                    "outcome": "failed" if len(bad) else "passed",
-                    "message": f"{len(bad)} rows below threshold" if len(bad) else ""})
+def findings(network: pd.DataFrame) -> list[fd.Finding]:
+    """What the suites would record: a reachability finding per node, a busbw finding per thresholded row."""
+    out = [fd.passed(Criterion.NODES_REACHABLE, fd.node_subject(n), f"{n}: answered") for n in NODES]
+    for r in network.itertuples():
+        if pd.isna(r.threshold_gbs):
+            continue
+        make = fd.failed if r.verdict == "fail" else fd.passed
+        out.append(make(Criterion.COLLECTIVES, fd.Subject("node_set", str(r.node_set)),
+                        f"{r.collective} {r.n_nodes} nodes {r.size_bytes}: busbw {r.busbw_gbs:.2f} GB/s vs {r.threshold_gbs:.2f}"))
     return out
 
 
@@ -125,9 +126,9 @@ def make_run(outdir: Path, target_rows: int) -> int:
     meta = RunMeta(run_id=run_id, cluster="gpu-cluster-a", started_at=started,
                    finished_at=started + timedelta(minutes=41), standin=False, launcher="mpirun", gid_index=3,
                    nodes=NODES, pytest_args=["suites", "--cluster", "my-cluster.yaml"], git_sha=None,
-                   versions={"nccl": "2.21.5", "nccl-tests": "2.17.6"}, extra={"max_clock_skew_s": 1.0})
+                   versions={"nccl": "2.21.5", "nccl-tests": "2.17.6"})
     write_run_data(outdir, meta, network, pd.DataFrame(storage_rows(run_id)), pd.DataFrame(node_rows(rng)))
-    write_checks(outdir, checks(network))
+    FindingLog(outdir, "bench").replace(findings(network))
     return len(network)
 
 
@@ -153,7 +154,7 @@ def main() -> None:
             cpu.append(time.process_time() - c0)
         assert summary is not None
         median = statistics.median(times)
-        print(f"rows: {rows} network rows, {len(summary.plots)} plots, verdict {summary.verdict}")
+        print(f"rows: {rows} network rows, {len(summary.plots)} plots, verdict {summary.word}")
         print(f"write_run_data: {write_s:.2f} s")
         print(f"build: median {median:.2f} s wall, {statistics.median(cpu):.2f} s CPU over {len(times)} builds "
               f"(wall: {', '.join(f'{t:.2f}' for t in times)})")

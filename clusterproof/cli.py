@@ -7,6 +7,7 @@
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
     clusterproof report build reports/<run-id> [--baseline DIR]
     clusterproof report history reports/
+    clusterproof calibrate reports/<run> [reports/<run> ...] --class NAME > references.yaml
     clusterproof serve-credentials --port 7499
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from clusterproof.errors import ClusterproofError
+from clusterproof.units import parse_size
 
 CREDENTIALS_TOKEN_ENV = "CP_CREDENTIALS_TOKEN"
 SERVICE_PORT = 7499
@@ -186,6 +188,11 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             "restore-gids": lambda: faults.restore_gid_table(sbx, node),
             "stop-sshd": lambda: faults.stop_sshd(sbx, node),
             "start-sshd": lambda: faults.start_sshd(sbx, node),
+            "flaky": lambda: faults.flaky(sbx, node, float(args.value if args.value is not None else 0.2)),
+            "clear-flaky": lambda: faults.clear_flaky(sbx, node),
+            "slow-node": lambda: faults.slow_node(sbx, node, float(args.value if args.value is not None else 1.5),
+                                                      parse_size(args.from_size)),
+            "clear-slow-node": lambda: faults.clear_slow_node(sbx, node),
         }
         print(actions[kind]())  # each fault says what it actually applied
     return 0
@@ -218,8 +225,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.action == "build":
         summary = report.build(Path(args.path), baseline=Path(args.baseline) if args.baseline else None, tolerance_pct=args.tolerance)
-        print(f"verdict: {summary.verdict.upper()}\nreport: {summary.html_path}\nsummary: {summary.md_path}")
-        return 0 if summary.verdict == "pass" else 1
+        print(f"verdict: {summary.word.upper()}\nreport: {summary.html_path}\nsummary: {summary.md_path}")
+        return 0 if summary.passed else 1
     root = Path(args.path)
     frame = report.history(root)
     if not len(frame):
@@ -227,6 +234,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 0
     print(frame.to_string(index=False))
     print(f"\n{frame['run_id'].nunique()} runs: {root / 'history.html'} (trend plot {root / 'history.png'})")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from clusterproof.network import reference
+
+    runs = reference.read_runs([Path(r) for r in args.runs])
+    fc = reference.FabricClass(args.fabric_class, args.fabric, args.gpu_model, args.nic_gbps)
+    refs = reference.calibrate(runs, fc, k=args.k, min_band_pct=args.min_band_pct, floor_gbs=args.floor)
+    notes = [f"{name} ({len(df)} rows)" for name, df in runs]
+    sys.stdout.write(reference.render(refs, k=args.k, min_band_pct=args.min_band_pct, floor_gbs=args.floor, run_notes=notes))
     return 0
 
 
@@ -252,8 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     sba.add_parser("status")
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
     fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd",
-                                        "hang-link", "clear-hang-link", "crash-node", "corrupt-node", "clear-node-fault"])
+                                        "hang-link", "clear-hang-link", "crash-node", "corrupt-node", "clear-node-fault",
+                                        "flaky", "clear-flaky", "slow-node", "clear-slow-node"])
     fault.add_argument("node")
+    fault.add_argument("value", nargs="?", default=None,
+                       help="flaky: probability per run (default 0.2); slow-node: factor (default 1.5)")
+    fault.add_argument("--from-size", default="0", help="slow-node: slow only sizes from this up (a dip there), e.g. 1M")
     fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
     fault.add_argument("--rate", default="160mbit", help="slow-link rate (tc); 160mbit is ~0.02 GB/s")
     fault.add_argument("--delay", default="1ms", help="slow-link delay (needs netem in the kernel)")
@@ -276,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     h = repa.add_parser("history")
     h.add_argument("path", nargs="?", default="reports")
     rep.set_defaults(func=_cmd_report)
+
+    cal = sub.add_parser("calibrate", help="references (median, median - k*MAD) from healthy saved runs, as YAML")
+    cal.add_argument("runs", nargs="+", help="run directories (reports/<run-id>) or results.parquet files")
+    cal.add_argument("--class", dest="fabric_class", default="default", help="fabric class name (references per class)")
+    cal.add_argument("--fabric", choices=["roce", "ib"], default=None)
+    cal.add_argument("--gpu-model", default=None)
+    cal.add_argument("--nic-gbps", type=float, default=None)
+    cal.add_argument("--k", type=float, default=3.0, help="lower bound = median - k * MAD (default 3)")
+    cal.add_argument("--min-band-pct", type=float, default=10.0,
+                     help="the bound is at least this many percent below the median (default 10)")
+    cal.add_argument("--floor", type=float, default=0.0, help="the bound is never below this, GB/s (default 0)")
+    cal.set_defaults(func=_cmd_calibrate)
 
     srv = sub.add_parser("serve-credentials", help="the reference R2-style credentials API over RgwUserIssuer")
     srv.add_argument("--host", default="127.0.0.1")

@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from clusterproof.redact import redact
 
 
 class Area(StrEnum):
@@ -67,6 +69,7 @@ class Criterion(StrEnum):
     DATA_INTEGRITY = "reliability.data_integrity"
     SOAK = "reliability.soak"
     REMOTE_CLEANUP = "reliability.remote_cleanup"
+    TEST_ERRORS = "reliability.test_errors"
     # Security
     NO_SECRETS = "security.no_secrets"
     PREFIX_CONFINEMENT = "security.prefix_confinement"
@@ -112,6 +115,7 @@ TITLES: dict[Criterion, str] = {
     Criterion.DATA_INTEGRITY: "Collectives return correct data (#wrong == 0)",
     Criterion.SOAK: "Soak: no wrong result or slowdown over time",
     Criterion.REMOTE_CLEANUP: "Nothing left behind on the nodes",
+    Criterion.TEST_ERRORS: "Every suite test ran to its verdict (no error outside a check)",
     Criterion.NO_SECRETS: "No secret in the report",
     Criterion.PREFIX_CONFINEMENT: "Credentials cannot escape their prefix",
     Criterion.STRICT_HOST_KEYS: "SSH host keys checked strictly",
@@ -192,6 +196,11 @@ class Finding:
     @property
     def failed(self) -> bool:
         return self.status is Status.FAIL
+
+    @property
+    def line(self) -> str:
+        """``<subject>: <message>`` (just the message when it already starts with the subject's name)."""
+        return self.message if self.message.startswith(self.subject.name) else f"{self.subject}: {self.message}"
 
     def with_test_id(self, test_id: str) -> Finding:
         return replace(self, test_id=test_id)
@@ -330,17 +339,37 @@ def judge(findings: Iterable[Finding]) -> RunVerdict:
 FINDINGS_DIR = "findings"
 
 
+def _cleaned(value: Any, clean: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {k: _cleaned(v, clean) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cleaned(v, clean) for v in value]
+    return value
+
+
+def _line(finding: Finding, clean: Callable[[str], str]) -> str:
+    """One JSON line, every string cleaned of secrets before encoding (a message may quote an error that carried a
+    key, or a whole environment dump over several lines)."""
+    return json.dumps(_cleaned(finding.to_dict(), clean), sort_keys=True, default=str)
+
+
 class FindingLog:
     """Appends findings as JSON lines to ``<run_dir>/findings/<process>.jsonl`` (one file per process, so xdist
     workers never write the same file); :func:`read_findings` reads them all back. Thread-safe."""
 
-    def __init__(self, run_dir: Path, process: str = "main") -> None:
+    def __init__(self, run_dir: Path, process: str = "main", clean: Callable[[str], str] = redact) -> None:
+        """``clean`` masks secrets in each JSON line before it is written (the suites pass the report scrubber,
+        which also removes environment dumps; the default masks registered secrets and secret-looking
+        assignments)."""
+        self.clean = clean
         self.dir = Path(run_dir) / FINDINGS_DIR
         self.path = self.dir / f"{process}.jsonl"
         self._lock = threading.Lock()
 
     def append(self, findings: Iterable[Finding]) -> None:
-        lines = [json.dumps(f.to_dict(), sort_keys=True, default=str) for f in findings]
+        lines = [_line(f, self.clean) for f in findings]
         if not lines:
             return
         with self._lock:
@@ -349,6 +378,17 @@ class FindingLog:
                 fh.write("\n".join(lines) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+
+
+    def replace(self, findings: Iterable[Finding]) -> None:
+        """Make this process's file hold exactly ``findings`` (atomically): for run-level findings that a rebuild
+        computes again (the secret scan, the baseline), so that rebuilding never piles up copies."""
+        lines = [_line(f, self.clean) for f in findings]
+        with self._lock:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            tmp.replace(self.path)
 
 
 class FindingsFileError(ValueError):

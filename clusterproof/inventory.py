@@ -40,10 +40,15 @@ from clusterproof.localize_settings import (
     read_node_collectives,
     read_rails,
 )
-from clusterproof.units import parse_size
+from clusterproof.network.reference_config import (
+    NetworkChecks,
+    ReferenceSettings,
+    read_network_checks,
+    read_references,
+)
+from clusterproof.thresholds import COLLECTIVES, Thresholds, read_thresholds
 
 _HCA_RE = re.compile(r"^[A-Za-z0-9_.-]+(?::\d+)?$")
-COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall", "sendrecv", "broadcast", "reduce")
 ISSUER_KINDS = ("rgw-user", "sts", "http")
 
 
@@ -125,29 +130,6 @@ class NcclTestsSettings:
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """Minimum busbw (GB/s) by collective -> node-count key (int or ``"*"``) -> size (bytes).
-
-    A size key applies to that size and every larger one up to the next key; sizes below the smallest key are
-    not gated. An exact node-count key wins over ``"*"``.
-    """
-
-    table: Mapping[str, Mapping[int | str, Mapping[int, float]]] = field(default_factory=dict)
-    tolerance_pct: float = 0.0
-
-    def lookup(self, collective: str, n_nodes: int, size_bytes: int) -> float | None:
-        """The threshold for one row, or None when the inventory sets none for it."""
-        per_count = self.table.get(collective)
-        if not per_count:
-            return None
-        steps = per_count.get(n_nodes, per_count.get("*"))
-        if not steps:
-            return None
-        keys = [k for k in sorted(steps) if k <= size_bytes]
-        return steps[keys[-1]] if keys else None
-
-
-@dataclass(frozen=True)
 class StorageSettings:
     endpoint: str
     region: str = "default"
@@ -182,6 +164,10 @@ class Inventory:
     localize: LocalizeSettings = field(default_factory=LocalizeSettings)
     node_collectives: NodeCollectiveSettings | None = None
     rails: RailSettings | None = None
+    #: Reference files per fabric class (``references:``) and the limits of the shape, outlier, line-rate and
+    #: soak checks (``network_checks:``); see :mod:`clusterproof.network.reference_config`.
+    references: ReferenceSettings = field(default_factory=ReferenceSettings)
+    network_checks: NetworkChecks = field(default_factory=NetworkChecks)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -327,51 +313,6 @@ def _read_nccl(r: FieldReader, raw: Any) -> NcclTestsSettings:
     )
 
 
-def _read_thresholds(r: FieldReader, raw: Any) -> Thresholds:
-    p = "thresholds"
-    if raw is None:
-        return Thresholds()
-    if not isinstance(raw, dict):
-        r.problem(p, f"expected a mapping, got {type(raw).__name__}")
-        return Thresholds()
-    tolerance = r.get(raw, "tolerance_pct", p, as_number(0.0), 0.0)
-    if tolerance >= 100:
-        r.problem(f"{p}.tolerance_pct", f"must be below 100, got {tolerance}")
-    table: dict[str, dict[int | str, dict[int, float]]] = {}
-    for coll, per_count in raw.items():
-        if coll == "tolerance_pct":
-            continue
-        cp = f"{p}.{coll}"
-        if coll not in COLLECTIVES:
-            r.problem(cp, f"unknown collective (known: {', '.join(COLLECTIVES)})")
-            continue
-        if not isinstance(per_count, dict):
-            r.problem(cp, "expected a mapping of node count ('*' or an integer) to sizes")
-            continue
-        table[coll] = {}
-        for count, steps in per_count.items():
-            np_ = f"{cp}.{count}"
-            if count != "*" and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-                r.problem(np_, "node-count key must be '*' or an integer >= 1")
-                continue
-            if not isinstance(steps, dict) or not steps:
-                r.problem(np_, "expected a mapping of message size to minimum busbw in GB/s")
-                continue
-            table[coll][count] = {}
-            for size, value in steps.items():
-                sp = f"{np_}.{size}"
-                try:
-                    nbytes = parse_size(size)
-                except ValueError as e:
-                    r.problem(sp, str(e))
-                    continue
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    r.problem(sp, f"expected a bus bandwidth in GB/s (a number >= 0), got {value!r}")
-                    continue
-                table[coll][count][nbytes] = float(value)
-    return Thresholds(table=table, tolerance_pct=tolerance)
-
-
 def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
     if raw is None:
         return None
@@ -400,7 +341,8 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
     return s
 
 
-_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file", "localize", "node_collectives", "rails"}
+_TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file", "references",
+        "network_checks", "localize", "node_collectives", "rails"}
 
 
 def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
@@ -418,7 +360,7 @@ def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
         ssh=ssh,
         network=_read_network(r, top.get("network")),
         nccl_tests=_read_nccl(r, top.get("nccl_tests")),
-        thresholds=_read_thresholds(r, top.get("thresholds")),
+        thresholds=read_thresholds(r, top.get("thresholds")),
         storage=_read_storage(r, top.get("storage")),
         source=source,
         standin=r.get(top, "standin", "", as_bool, False),
@@ -426,6 +368,8 @@ def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
         localize=read_localize(r, top.get("localize")),
         node_collectives=read_node_collectives(r, top.get("node_collectives"), COLLECTIVES),
         rails=read_rails(r, top.get("rails"), COLLECTIVES),
+        references=read_references(r, top.get("references"), source),
+        network_checks=read_network_checks(r, top.get("network_checks")),
     )
     if r.problems:
         raise InventoryError(source, r.problems)

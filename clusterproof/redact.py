@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 MASK = "***REDACTED***"
 
@@ -30,14 +30,28 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
+        self._sinks: list[Callable[[str], None]] = []
         for s in secrets:
             self.add(s)
 
     def add(self, secret: str | None) -> None:
-        """Register a secret value; values shorter than 6 characters are ignored (too many false hits)."""
+        """Register a secret value; values shorter than 6 characters are ignored (too many false hits). Every sink
+        (:meth:`keep_in`) hears of it too."""
         if secret and len(secret) >= 6:
             with self._lock:
                 self._secrets.add(secret)
+                sinks = list(self._sinks)
+            for sink in sinks:
+                sink(secret)
+
+    def keep_in(self, sink: Callable[[str], None]) -> None:
+        """Also hand every secret registered from now on, and every one registered so far, to ``sink`` (the run's
+        :class:`~clusterproof.secret_ledger.SecretLedger`, which keeps salted fingerprints, never the value)."""
+        with self._lock:
+            self._sinks.append(sink)
+            known = list(self._secrets)
+        for secret in known:
+            sink(secret)
 
     def __call__(self, text: str) -> str:
         return self.redact(text)

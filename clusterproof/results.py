@@ -91,7 +91,17 @@ class ResultsCollector:
         self.run_id = run_id
         self.cluster = cluster
         self._rows: dict[str, list[dict[str, Any]]] = {k: [] for k in _COLUMNS}
+        self._facts: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    def set_fact(self, name: str, value: Any) -> None:
+        """Keep a run-level fact (JSON-able), e.g. the detected GID consensus for ``metadata.json``."""
+        with self._lock:
+            self._facts[name] = value
+
+    def facts(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._facts)
 
     def add(self, table: str, rows: list[Mapping[str, Any]]) -> None:
         """Append rows to ``table`` (network, storage, nodes, transport); run_id/cluster are filled in when absent."""

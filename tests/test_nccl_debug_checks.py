@@ -2,22 +2,61 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from clusterproof.findings import Criterion, Finding, Status, Subject
+from clusterproof.network import nccl_debug_checks as checks
 from clusterproof.network.nccl_debug import TransportReport, parse_debug_files, parse_debug_text
 from clusterproof.network.nccl_debug_checks import (
-    STANDIN_SKIP_REASON,
-    Finding,
-    check_gdr,
-    check_gid,
-    check_network,
-    check_nvls,
-    check_same_version,
-    no_nccl_reason,
+    DEBUG_OFF_REASON,
+    STANDIN_REASON,
+    transport_gate,
     transport_table,
 )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failing finding as these tests read it: rank, host, message and the quoted lines joined."""
+
+    rank: int | None
+    host: str
+    message: str
+    evidence: str
+
+
+def _failures(check: Callable[..., list[Finding]]) -> Callable[..., list[Failure]]:
+    def run(*args: Any, **kwargs: Any) -> list[Failure]:
+        found = check(*args, **kwargs)
+        assert found and all(f.criterion is Criterion.TRANSPORT for f in found)  # never silent
+        out = []
+        for f in found:
+            if f.status is not Status.FAIL:
+                continue
+            name = f.subject.name if f.subject.kind == "rank" else ""
+            host, _, rank = name.rpartition("/rank")
+            lines = "\n".join(line for e in f.evidence for line in e.lines)
+            out.append(Failure(int(rank) if rank.isdigit() else None, host, f.message, lines))
+        return out
+    return run
+
+
+check_network = _failures(checks.check_network)
+check_gdr = _failures(checks.check_gdr)
+check_gid = _failures(checks.check_gid)
+check_same_version = _failures(checks.check_same_version)
+check_nvls = _failures(checks.check_nvls)
+SUBJECT = Subject("node_set", "node01,node02")
+
+
+def no_nccl_reason(report: TransportReport) -> str | None:
+    gate = transport_gate(report, debug="on", standin=False, n_files=4, subject=SUBJECT)
+    return None if gate is None else gate.message
 
 DATA = Path(__file__).parent / "data" / "nccl_debug"
 HEALTHY = ["roce_gdr", "ib", "two_gpus_per_process", "era_2_7", "era_2_14", "era_2_26", "era_2_30",
@@ -32,7 +71,7 @@ def load(name: str) -> TransportReport:
     return parse_debug_files({p.name: p.read_text() for p in sorted(path.iterdir())})
 
 
-def who(findings: list[Finding]) -> list[tuple[int | None, str]]:
+def who(findings: list[Failure]) -> list[tuple[int | None, str]]:
     return [(f.rank, f.host) for f in findings]
 
 
@@ -41,6 +80,9 @@ def test_nccl_transport_healthy_runs_pass(name: str) -> None:
     r = load(name)
     assert no_nccl_reason(r) is None
     assert check_network(r, "IB") == []
+    passes = checks.check_network(r, "IB", evidence_path="logs/job/")
+    assert {f.status for f in passes} == {Status.PASS} and len(passes) == len(r.ranks)  # a pass per rank judged
+    assert all(f.evidence[0].path == "logs/job/" for f in passes)
     assert check_gdr(r) == []
     assert check_same_version(r) == []
     assert check_gid(r, 3) == []  # IB link layer ranks are not judged on GIDs
@@ -117,7 +159,7 @@ def test_nccl_transport_link_local_gid_fails() -> None:
 
 def test_nccl_transport_mixed_versions_fail() -> None:
     findings = check_same_version(load("mixed_versions"))
-    assert findings[0] == Finding(
+    assert findings[0] == Failure(
         2, "gpu-g02", "gpu-g02 rank 2 (pid 2877): NCCL 2.26.2, while 2 rank(s) run NCCL 2.27.3",
         "gpu-g02:2877:2877 [0] NCCL INFO NCCL version 2.26.2+cuda12.8")
     refused = findings[1:]
@@ -162,7 +204,7 @@ def test_nccl_transport_expected_plugin() -> None:
 
 def test_nccl_transport_empty_report_proves_nothing() -> None:
     r = parse_debug_files({})
-    assert no_nccl_reason(r) == STANDIN_SKIP_REASON == "CPU stand-in: no NCCL, transport not provable"
+    assert no_nccl_reason(r) == "no NCCL line in 4 debug files on a real cluster (NCCL_DEBUG_FILE not honoured, the environment lost on the way, or no NCCL in the binary)"
     for findings in (check_network(r), check_gdr(r), check_gid(r, 3), check_same_version(r), check_nvls(r, 2)):
         assert [f.message for f in findings] == ["no NCCL rank in the debug logs: nothing proven"]
 
@@ -170,8 +212,24 @@ def test_nccl_transport_empty_report_proves_nothing() -> None:
 def test_nccl_transport_no_nccl_lines_reason() -> None:
     text = (DATA / "combined" / "mpirun_tag_output.txt").read_text()
     standin_like = "\n".join(line for line in text.splitlines() if "NCCL" not in line)
-    assert no_nccl_reason(parse_debug_text(standin_like)) == STANDIN_SKIP_REASON
+    assert (no_nccl_reason(parse_debug_text(standin_like)) or "").startswith("no NCCL line in 4 debug files on a real cluster")
     assert no_nccl_reason(parse_debug_text(text)) is None
+
+
+def test_transport_gate_says_why_the_transport_was_not_judged() -> None:
+    """debug: off and the stand-in are not tested with their own reason; a silent real cluster fails, and is never
+    blamed on the stand-in."""
+    empty = parse_debug_files({})
+    off = transport_gate(empty, debug="off", standin=False, n_files=0, subject=SUBJECT)
+    assert off is not None and off.status is Status.NOT_TESTED and off.reason == DEBUG_OFF_REASON
+    assert off.reason.startswith("debug: off: NCCL's logs were not requested")
+    stand = transport_gate(empty, debug="on", standin=True, n_files=0, subject=SUBJECT)
+    assert stand is not None and stand.status is Status.NOT_TESTED and stand.reason == STANDIN_REASON
+    assert stand.reason.startswith("stand-in: no NCCL")
+    real = transport_gate(empty, debug="strict", standin=False, n_files=1, subject=SUBJECT, evidence_path="logs/j/")
+    assert real is not None and real.status is Status.FAIL and "stand-in" not in real.message
+    assert real.message.startswith("no NCCL line in 1 debug file on a real cluster") and real.evidence[0].path == "logs/j/"
+    assert transport_gate(load("roce_gdr"), debug="on", standin=False, n_files=4, subject=SUBJECT) is None
 
 
 def test_nccl_transport_gdr_not_provable_without_channels() -> None:

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clusterproof import findings as fd
 from clusterproof.errors import ClusterproofError, ParseError
+from clusterproof.findings import Criterion, Status, Subject
 from clusterproof.report import (
     RunMeta,
     build,
@@ -21,15 +23,11 @@ from clusterproof.report import (
     new_run_id,
     read_run_data,
     update_latest,
-    write_checks,
 )
-from clusterproof.report.scorecard import odd_transport_rows, score
 from clusterproof.results import NETWORK_COLUMNS, NODE_COLUMNS, STORAGE_COLUMNS
 from tests.test_report_sample import (
     DATA,
-    passing_checks,
-    read_sample,
-    sample_checks,
+    findings_of,
     sample_meta,
     sample_tables,
     sample_transport,
@@ -88,7 +86,7 @@ def test_update_latest_is_a_relative_symlink_to_the_given_run(tmp_path: Path) ->
 def test_write_run_data_writes_every_file_and_the_parquet_round_trips(tmp_path: Path) -> None:
     write_sample(tmp_path, transport=sample_transport())
     names = {p.name for p in tmp_path.iterdir()}
-    assert names == {"results.parquet", "results.csv", "storage.csv", "nodes.csv", "transport.csv", "metadata.json", "checks.json"}
+    assert names == {"results.parquet", "results.csv", "storage.csv", "nodes.csv", "transport.csv", "metadata.json", "findings"}
     original = sample_tables()["network"]
     parquet = pd.read_parquet(tmp_path / "results.parquet")
     assert list(parquet.columns) == list(NETWORK_COLUMNS)
@@ -105,28 +103,16 @@ def test_write_run_data_writes_every_file_and_the_parquet_round_trips(tmp_path: 
     data = read_run_data(tmp_path)
     assert data.meta == sample_meta()
     pd.testing.assert_frame_equal(data.network, parquet)
-    assert data.checks == sample_checks()
     assert data.transport is not None and data.transport["network"].tolist().count("Socket") == 1
     assert data.standin
-
-
-def test_write_checks_rejects_bad_checks_naming_each_problem(tmp_path: Path) -> None:
-    bad = [{"test_id": "t", "area": "gpus", "name": "t", "outcome": "ok", "message": ""}, {"area": "nodes"}]
-    with pytest.raises(ValueError) as err:
-        write_checks(tmp_path, bad)
-    text = str(err.value)
-    assert "checks[0].area: 'gpus' is not one of nodes, network, storage, transport, other" in text
-    assert "checks[0].outcome: 'ok' is not one of passed, failed, skipped, error" in text
-    assert "checks[1].test_id: missing" in text and "checks[1].outcome: missing" in text
-    assert not (tmp_path / "checks.json").exists()
 
 
 def test_read_run_data_refuses_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(ClusterproofError, match="not a clusterproof run directory"):
         read_run_data(tmp_path)
     write_sample(tmp_path)
-    (tmp_path / "checks.json").write_text("{not json")
-    with pytest.raises(ParseError, match="checks.json: not JSON"):
+    (tmp_path / "metadata.json").write_text("{not json")
+    with pytest.raises(ParseError, match="metadata.json: not JSON"):
         read_run_data(tmp_path)
 
 
@@ -149,104 +135,6 @@ def test_copy_logs_keeps_names_trees_and_both_of_two_same_named_logs(tmp_path: P
         copy_logs([tmp_path / "missing.log"], out)
 
 
-# --------------------------------------------------------------------------------------------- scorecard
-
-SAMPLE_SCORECARD = {
-    "networking.collectives": ("fail", "24 of 56 rows below threshold; worst: all_reduce across 2 nodes (node2,node3) at 1M in-place: 0.13 GB/s, threshold 0.30"),
-    "networking.four_node": ("pass", "all_reduce across 4 nodes at 8M: 0.89 GB/s, threshold 0.30; 8 of 8 rows within threshold"),
-    "networking.gid_index": ("pass", "GID index 5 on every node; 1 check passed"),
-    "networking.transport": ("not tested", "skipped: the CPU stand-in speaks no NCCL: no transport to prove"),
-    "networking.baseline": ("not tested", "no baseline given"),
-    "storage.access_matrix": ("pass", "40 of 40 cases as expected (issuers: rgw-user, sts; permissions: object-read-only, object-read-write)"),
-    "storage.expiry": ("pass", "4 expiry cases as expected; 2 checks passed (suites/storage/test_expiry.py::test_s3_cred_denied_after_expiry[rgw-user], …)"),
-    "reliability.nodes": ("pass", "4 of 4 nodes answered (node1, node2, node3, node4); 4 checks passed"),
-    "reliability.clocks": ("pass", "clock spread 0.006 s across 4 nodes (limit 1 s)"),
-    "reliability.data_integrity": ("pass", "0 wrong elements in 56 validated rows"),
-    "security.no_secrets": ("not tested", "the report directory was not scanned"),
-    "security.prefix_confinement": ("pass", "24 of 24 out-of-prefix attempts denied (bucket, no-prefix, other-bucket, root, sibling)"),
-    "security.strict_host_keys": ("pass", "1 check passed: suites/nodes/test_ssh.py::test_nodes_ssh_rejects_unknown_host_key"),
-}
-
-
-def test_scorecard_of_the_sample_run(tmp_path: Path) -> None:
-    cards = score(read_sample(tmp_path))
-    assert [c.area for c in cards] == ["Networking"] * 5 + ["Storage"] * 2 + ["Reliability"] * 3 + ["Security"] * 3
-    assert {c.id: (c.status, c.evidence) for c in cards} == SAMPLE_SCORECARD
-    collectives = cards[0]
-    assert len(collectives.details) == 24 + 3  # every slow row, then the three failed tests
-    assert collectives.details[0] == "all_reduce across 2 nodes (node1,node3) at 1M out-of-place: 0.14 GB/s, threshold 0.30"
-    assert collectives.details[-1].startswith(
-        "suites/network/test_nccl.py::test_nccl_busbw_meets_reference[all_reduce-2n-node3-node4]: all_reduce 2 nodes 1M"
-    )
-
-
-def test_scorecard_evidence_when_nodes_storage_clocks_and_data_break(tmp_path: Path) -> None:
-    tables = sample_tables()
-    checks = sample_checks()
-    reach = next(c for c in checks if c["test_id"].endswith("test_nodes_ssh_reachable[node3]"))
-    reach.update(outcome="failed", message="node3: unreachable: connection refused (192.168.77.13:22)")
-    st = tables["storage"]
-    leak = (st["issuer"] == "sts") & (st["permission"] == "object-read-only") & (st["operation"] == "get") & (st["where"] == "sibling")
-    st.loc[leak, ["observed", "verdict", "detail"]] = ["allow", "fail", "200 OK"]
-    nodes = tables["nodes"]
-    nodes.loc[nodes["node"] == "node4", "clock_offset_s"] = 1.5
-    nodes = nodes[nodes["node"] != "node3"]  # no facts from the unreachable node
-    net = tables["network"]
-    net.loc[(net["n_nodes"] == 4) & (net["size_bytes"] == 4 << 20) & (net["placement"] == "in-place"), "wrong"] = 3
-    cards = {c.id: c for c in score(read_sample(tmp_path, storage=st, nodes=nodes, network=net, checks=checks))}
-
-    nodes_card = cards["reliability.nodes"]
-    assert (nodes_card.status, nodes_card.details) == ("fail", [
-        "suites/nodes/test_reachable.py::test_nodes_ssh_reachable[node3]: node3: unreachable: connection refused (192.168.77.13:22)",
-        "node3: no facts collected",
-    ])
-    case = "sts object-read-only get at sibling: expected deny, observed allow (200 OK)"
-    assert (cards["storage.access_matrix"].status, cards["storage.access_matrix"].evidence) == ("fail", f"1 of 40 cases wrong; {case}")
-    assert (cards["security.prefix_confinement"].status, cards["security.prefix_confinement"].evidence) == (
-        "fail", f"1 of 24 out-of-prefix attempts allowed; {case}")
-    assert cards["reliability.clocks"].status == "fail"
-    assert cards["reliability.clocks"].evidence == "clock spread 1.504 s across 3 nodes (limit 1 s); furthest: node4 at +1.500 s"
-    assert (cards["reliability.data_integrity"].status, cards["reliability.data_integrity"].evidence) == (
-        "fail", "1 of 56 rows wrong; all_reduce across 4 nodes at 4M in-place: 3 wrong elements")
-
-
-def test_scorecard_says_not_tested_and_why(tmp_path: Path) -> None:
-    three = ["node1", "node2", "node3"]
-    net = sample_tables()["network"]
-    net = net[net["node_set"].map(lambda s: set(s.split(",")) <= set(three))].copy()
-    net["wrong"] = pd.NA  # validation off (-c 0)
-    empty_storage = pd.DataFrame(columns=list(STORAGE_COLUMNS))
-    meta = sample_meta(nodes=three, extra={"strict_host_keys": False})
-    cards = {c.id: c for c in score(read_sample(tmp_path, meta=meta, network=net, storage=empty_storage, checks=[]))}
-    assert (cards["networking.four_node"].status, cards["networking.four_node"].evidence) == (
-        "not tested", "the run has 3 nodes; this criterion needs at least 4")
-    assert (cards["storage.access_matrix"].status, cards["storage.access_matrix"].evidence) == ("not tested", "no storage case ran")
-    assert cards["reliability.data_integrity"].evidence == f"validation was off (#wrong is N/A in all {len(net)} rows)"
-    assert (cards["networking.gid_index"].status, cards["networking.gid_index"].evidence) == (
-        "not tested", "GID index 5 used, but no GID consistency check ran")
-    assert (cards["security.strict_host_keys"].status, cards["security.strict_host_keys"].evidence) == (
-        "fail", "ssh.strict_host_keys is false in the inventory: unknown host keys would be accepted")
-
-
-def test_transport_table_odd_rank_fails_the_transport_criterion(tmp_path: Path) -> None:
-    table = sample_transport()
-    assert odd_transport_rows(table) == {12: ["network Socket (others: IB)", "gdr False (others: True)", "flagged by the transport checks"]}
-    cards = {c.id: c for c in score(read_sample(tmp_path / "odd", transport=table))}
-    assert (cards["networking.transport"].status, cards["networking.transport"].evidence) == (
-        "fail", "rank 12 on gpu-a02: network Socket (others: IB), gdr False (others: True), flagged by the transport checks")
-    fixed = table.copy()
-    fixed.loc[12, "network"] = "IB"
-    fixed.loc[12, "devices"] = "mlx5_4:1/RoCE"
-    fixed.loc[12, "gdr"] = True
-    fixed.loc[12, "odd"] = False
-    assert odd_transport_rows(fixed) == {}
-    assert odd_transport_rows(fixed, expect_net="Socket")[0] == ["network IB (expected Socket)"]
-    checks = [c for c in sample_checks() if c["area"] != "transport"]
-    cards = {c.id: c for c in score(read_sample(tmp_path / "ok", transport=fixed, checks=checks))}
-    assert (cards["networking.transport"].status, cards["networking.transport"].evidence) == (
-        "pass", "16 ranks on 2 hosts, network IB, GDR True, NCCL 2.21.5 on every rank")
-
-
 # ------------------------------------------------------------------------------------------------- build
 
 
@@ -257,31 +145,32 @@ def _assert_real_png(path: Path) -> None:
     assert float(np.std(pixels[..., :3])) > 0.05  # not a blank canvas
 
 
-def test_build_writes_plots_pages_and_the_failing_verdict(tmp_path: Path) -> None:
+def test_build_judges_the_recorded_findings_and_renders_them(tmp_path: Path) -> None:
     write_sample(tmp_path, transport=sample_transport())
     copy_logs([DATA / "all_reduce-4n.log"], tmp_path / "logs")
     summary = build(tmp_path)
-    assert summary.verdict == "fail"
+    assert summary.word == "fail" and not summary.passed
     assert summary.standin
     assert (summary.html_path, summary.md_path) == (tmp_path / "index.html", tmp_path / "summary.md")
     assert sorted(p.name for p in summary.plots) == ["busbw_all_reduce.png", "large_busbw_by_node_set.png", "pairs_all_reduce.png"]
     for plot in summary.plots:
         _assert_real_png(plot)
         assert b"CPU stand-in \xe2\x80\x94 not GPU numbers" in plot.read_bytes()  # the title, kept in the PNG's Title
-    expected = dict(SAMPLE_SCORECARD)
-    expected["networking.transport"] = ("fail", "rank 12 on gpu-a02: network Socket (others: IB), gdr False (others: True), flagged by the transport checks")
-    cards = {c.id: (c.status, c.evidence) for c in summary.scorecard}
-    assert cards.pop("security.no_secrets")[0] == "pass"
-    expected.pop("security.no_secrets")
-    assert cards == expected
-    assert len(summary.failures) == 24 + 1 + 3  # slow rows, the odd rank, the failed tests
-    assert summary.failures[0] == "all_reduce across 2 nodes (node1,node3) at 1M out-of-place: 0.14 GB/s, threshold 0.30"
+    v = summary.verdict
+    assert [c.criterion for c in v.failing()] == [Criterion.COLLECTIVES]
+    assert len(v.of(Criterion.COLLECTIVES).failures) == 24  # every slow row of the node3 pairs, nothing re-judged
+    assert v.of(Criterion.ACCESS_MATRIX).status is Status.PASS
+    assert v.of(Criterion.NO_SECRETS).status is Status.PASS  # recorded by build from its scan
+    assert v.of(Criterion.BASELINE).status is Status.NOT_TESTED
+    assert v.of(Criterion.BASELINE).headline == "no baseline given (--baseline)"
+    # The transport table is rendered as recorded (its own odd flag), never judged again: no transport finding.
+    assert v.of(Criterion.TRANSPORT).status is Status.NOT_TESTED
 
     page = summary.html_path.read_text()
     assert re.search(r'<section class="verdict fail" id="verdict"><div class="word">FAIL</div>', page)
     assert 'id="standin"' in page and "not from nccl-tests on GPUs" in page
     assert page.count('<img src="data:image/png;base64,') == 3
-    assert "all_reduce across 4 nodes at 8M: 0.89 GB/s, threshold 0.30; 8 of 8 rows within threshold" in page
+    assert '<h2 id="failures">Failing findings (24)</h2>' in page
     assert '<tr class="odd">' in page and page.count('<tr class="odd">') == 1
     assert '<a href="logs/all_reduce-2n-node1-node3.log">' in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
@@ -289,43 +178,81 @@ def test_build_writes_plots_pages_and_the_failing_verdict(tmp_path: Path) -> Non
     md = summary.md_path.read_text()
     assert md.startswith("## clusterproof: FAIL on sandbox\n")
     assert "> **CPU stand-in:** the bandwidth numbers" in md
-    assert "| Networking | 4-node NCCL test within specification | PASS | all_reduce across 4 nodes at 8M: 0.89 GB/s, threshold 0.30; 8 of 8 rows within threshold |" in md
-    assert "### Failures (28)" in md
-    assert "- **Collectives meet their busbw threshold at every size** (27):\n  - all_reduce across 2 nodes (node1,node3) at 1M out-of-place" in md
-    assert "  - … and 22 more in `index.html`\n- **NCCL uses the expected transport (network, GDR, GID)** (1):\n  - rank 12 on gpu-a02" in md
+    assert "| Networking | Collectives meet their bus-bandwidth thresholds at every size | **FAIL** | node1,node3: all_reduce" in md
+    assert "- **Collectives meet their bus-bandwidth thresholds at every size** (24):" in md
     card = json.loads((tmp_path / "scorecard.json").read_text())
-    assert card["verdict"] == "fail" and len(card["scorecard"]) == 13
+    assert card["verdict"] == "fail" and len(card["scorecard"]) == len(Criterion)
+    assert [c["id"] for c in card["scorecard"] if c["status"] == "fail"] == ["networking.collectives"]
 
 
 def test_build_passes_a_clean_run_and_rebuilds_from_saved_data_only(tmp_path: Path) -> None:
-    write_sample(tmp_path, network=without_slow_node(sample_tables()["network"]), checks=passing_checks())
+    write_sample(tmp_path, network=without_slow_node(sample_tables()["network"]))
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "stale.png").write_bytes(b"old")
     summary = build(tmp_path)
-    assert summary.verdict == "pass", summary.failures
-    assert summary.failures == []
-    assert summary.scorecard[0].evidence == "all_reduce across 4 nodes at 8M: 0.89 GB/s, threshold 0.30; 32 of 32 rows within threshold"
+    assert summary.word == "pass", [c.headline for c in summary.verdict.failing()]
+    assert summary.verdict.of(Criterion.COLLECTIVES).headline.startswith("32 checks passed on node1,node2, node1,node2,node3,node4")
     assert not (tmp_path / "plots" / "stale.png").exists()
     assert '<div class="word">PASS</div>' in summary.html_path.read_text()
     summary.html_path.unlink()
     for png in (tmp_path / "plots").iterdir():
         png.unlink()
     again = build(tmp_path)
-    assert again.verdict == "pass" and again.html_path.exists() and len(again.plots) == 3
+    assert again.word == "pass" and again.html_path.exists() and len(again.plots) == 3
+    # Rebuilding replaces the run-level findings instead of piling them up.
+    assert len(again.verdict.of(Criterion.NO_SECRETS).findings) == 1
 
 
-def test_build_fails_a_run_that_tested_nothing(tmp_path: Path) -> None:
+def test_a_rebuild_keeps_the_runs_baseline_verdict(tmp_path: Path) -> None:
+    base = write_sample(tmp_path / "base", network=without_slow_node(sample_tables()["network"]))
+    build(base)
+    slower = without_slow_node(sample_tables()["network"])
+    slower["busbw_gbs"] = slower["busbw_gbs"] * 0.8
+    run = write_sample(tmp_path / "run", network=slower, findings=findings_of(without_slow_node(sample_tables()["network"]),
+                                                                               sample_tables()["storage"], sample_tables()["nodes"]))
+    first = build(run, baseline=base)
+    assert first.word == "fail" and [c.criterion for c in first.verdict.failing()] == [Criterion.BASELINE]
+    assert "(-20% < -5%)" in first.verdict.of(Criterion.BASELINE).failures[0].message
+    # `clusterproof report build reports/<run>` without --baseline: the recorded baseline findings stand.
+    again = build(run)
+    assert again.word == "fail" and [c.criterion for c in again.verdict.failing()] == [Criterion.BASELINE]
+
+
+def test_known_limitation_is_shown_and_the_run_passes_with_it(tmp_path: Path) -> None:
+    found = [*sample_findings_clean(), fd.known_limitation(
+        Criterion.ACCESS_MATRIX, Subject("issuer", "sts/object-read-write"), "[sts] delete_objects-inside: expected allow, observed deny",
+        "known RGW limitation: multi-delete")]
+    summary = build(write_sample(tmp_path, network=without_slow_node(sample_tables()["network"]), findings=found))
+    assert summary.passed and summary.verdict.has_known_limitations
+    assert "1 known limitation: [sts] delete_objects-inside" in summary.verdict.of(Criterion.ACCESS_MATRIX).headline
+    assert '<div class="word">PASS with known limitations</div>' in summary.html_path.read_text()
+    assert json.loads((tmp_path / "scorecard.json").read_text())["verdict"] == "pass"
+
+
+def sample_findings_clean() -> list[fd.Finding]:
+    t = sample_tables()
+    return findings_of(without_slow_node(t["network"]), t["storage"], t["nodes"])
+
+
+def test_build_refuses_a_run_without_findings(tmp_path: Path) -> None:
+    write_sample(tmp_path)
+    for p in (tmp_path / "findings").iterdir():
+        p.unlink()
+    (tmp_path / "findings").rmdir()
+    with pytest.raises(ClusterproofError, match="no findings/ directory, so nothing to judge"):
+        build(tmp_path)
+
+
+def test_build_of_a_run_with_no_findings_tests_nothing(tmp_path: Path) -> None:
     write_sample(
         tmp_path,
         network=pd.DataFrame(columns=list(NETWORK_COLUMNS)),
         storage=pd.DataFrame(columns=list(STORAGE_COLUMNS)),
         nodes=pd.DataFrame(columns=list(NODE_COLUMNS)),
-        checks=[],
         meta=sample_meta(nodes=[]),
     )
     summary = build(tmp_path)
-    assert summary.verdict == "fail"
-    assert summary.failures == ["nothing was tested: every criterion about the cluster is 'not tested'"]
+    assert summary.verdict.of(Criterion.COLLECTIVES).status is Status.NOT_TESTED
     assert summary.plots == []
     assert "No network results, so no plots." in summary.html_path.read_text()
 
@@ -362,41 +289,3 @@ def test_plots_have_no_overlapping_labels_even_with_many_sizes_and_node_sets() -
         plots.plt.close(fig)
 
 
-def test_transport_rows_without_nccl_data_are_not_evidence(tmp_path: Path) -> None:
-    # What the collector writes on the CPU stand-in: a row per rank, no NCCL fields, flagged with a reason.
-    rows = pd.DataFrame([
-        {"run_id": "r", "test_id": "t", "job_id": "all_reduce-4n-9371cd", "rank": None, "host": f"node{i}",
-         "network": None, "devices": None, "gdr": None, "gid": None, "version": None, "odd": True,
-         "why": "network is not IB"}
-        for i in range(1, 5)
-    ])
-    skipped = [{"test_id": "suites/network/test_transport.py::test_transport_network_as_expected[all_reduce-4nodes]",
-                "area": "transport", "name": "test_transport_network_as_expected", "outcome": "skipped",
-                "message": "Skipped: CPU stand-in: no NCCL, transport not provable"}]
-    checks = [c for c in passing_checks() if c["area"] != "transport"] + skipped
-    run = write_sample(tmp_path, network=without_slow_node(sample_tables()["network"]), transport=rows, checks=checks)
-    summary = build(run)
-    card = next(c for c in summary.scorecard if c.id == "networking.transport")
-    assert (card.status, card.evidence) == ("not tested", "skipped: CPU stand-in: no NCCL, transport not provable")
-    assert summary.verdict == "pass"
-    page = summary.html_path.read_text()
-    assert "<summary>4 rows without NCCL data</summary>" in page and '<tr class="odd">' not in page
-    # With NCCL data, the collector's own reason is quoted for a flagged rank.
-    data_rows = sample_transport()
-    data_rows["why"] = ["network is Socket, not IB" if r == 12 else None for r in data_rows["rank"]]
-    assert odd_transport_rows(data_rows)[12][-1] == "network is Socket, not IB"
-
-
-def test_known_rgw_limitation_is_shown_but_does_not_fail_the_matrix(tmp_path: Path) -> None:
-    tables = sample_tables()
-    st = tables["storage"]
-    case = (st["issuer"] == "sts") & (st["permission"] == "object-read-write") & (st["expected"] == "allow")
-    first = st.index[case][0]
-    st.loc[first, ["observed", "verdict", "detail"]] = ["deny", "known-limitation", "AccessDenied; known RGW limitation: multi-delete"]
-    card = {c.id: c for c in score(read_sample(tmp_path, storage=st))}["storage.access_matrix"]
-    assert card.status == "pass"
-    assert card.evidence.startswith("39 of 40 cases as expected")
-    assert "; 1 known RGW limitation(s): sts object-read-write" in card.evidence
-    assert "known RGW limitation: multi-delete" in card.evidence
-    st.loc[first, "verdict"] = "fail"  # the same deviation without the documented limitation fails
-    assert {c.id: c for c in score(read_sample(tmp_path / "b", storage=st))}["storage.access_matrix"].status == "fail"

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from clusterproof.errors import ClusterproofError, ParseError
+from clusterproof.findings import Criterion, Status
 from clusterproof.report import build, compare, load_baseline
 from clusterproof.report.tables import normalise
 from clusterproof.results import to_frame
 from tests.test_report_sample import (
-    passing_checks,
     sample_meta,
     sample_tables,
     without_slow_node,
@@ -123,22 +123,22 @@ def test_load_baseline_reads_a_run_directory_or_a_results_file(tmp_path: Path) -
 
 def test_build_with_a_baseline_fails_on_a_regression_and_shows_it(tmp_path: Path) -> None:
     good = without_slow_node(sample_tables()["network"])
-    base_dir = write_sample(tmp_path / "base", network=good, checks=passing_checks())
+    base_dir = write_sample(tmp_path / "base", network=good)
     worse = good.copy()
     row = (worse["n_nodes"] == 4) & (worse["size_bytes"] == 8 << 20) & (worse["placement"] == "out-of-place")
     worse.loc[row, "busbw_gbs"] = 0.82  # 0.89 -> 0.82: -7.9 %, still above the 0.30 threshold
-    run = write_sample(tmp_path / "run", network=worse, checks=passing_checks(),
+    run = write_sample(tmp_path / "run", network=worse,
                        meta=sample_meta(run_id="20261125T213000Z-b2c3"))
     summary = build(run, baseline=base_dir, tolerance_pct=5.0)
     message = "all_reduce 4 nodes 8M out-of-place: 0.82 GB/s vs baseline 0.89 (-7.9% < -5%)"
     assert summary.baseline_diff is not None
     assert [r.message for r in summary.baseline_diff.regressions] == [message]
-    assert summary.verdict == "fail"
-    assert summary.failures == [message]
-    card = next(c for c in summary.scorecard if c.id == "networking.baseline")
-    assert (card.status, card.evidence) == ("fail", f"1 regression: {message}")
+    assert summary.word == "fail"
+    assert [f.message for c in summary.verdict.failing() for f in c.failures] == [message]
+    card = summary.verdict.of(Criterion.BASELINE)
+    assert (card.status, card.headline) == (Status.FAIL, f"node1,node2,node3,node4: {message}")
     page = summary.html_path.read_text()
     assert '<h2 id="baseline">Baseline comparison</h2>' in page and html.escape(message) in page
     assert message in summary.md_path.read_text()
     # Within a wider tolerance the same run passes.
-    assert build(run, baseline=base_dir / "results.parquet", tolerance_pct=10).verdict == "pass"
+    assert build(run, baseline=base_dir / "results.parquet", tolerance_pct=10).word == "pass"

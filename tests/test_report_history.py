@@ -13,7 +13,6 @@ from clusterproof.errors import ClusterproofError
 from clusterproof.report import build, history, update_latest
 from clusterproof.report.trend import HISTORY_COLUMNS
 from tests.test_report_sample import (
-    passing_checks,
     sample_meta,
     sample_tables,
     without_slow_node,
@@ -41,8 +40,7 @@ def test_history_over_three_runs(tmp_path: Path) -> None:
     ]
     for day, (run_id, network, storage) in enumerate(runs, start=22):
         meta = sample_meta(run_id=run_id, started_at=datetime(2026, 11, day, 2, 0, tzinfo=UTC))
-        checks = passing_checks() if network is good else None  # the first run is clean
-        write_sample(root / run_id, meta=meta, network=network, storage=storage, checks=checks)
+        write_sample(root / run_id, meta=meta, network=network, storage=storage)
     build(root / runs[0][0])  # a built run also contributes its verdict
     update_latest(root, root / runs[-1][0])
     (root / "README.md").write_text("generated output\n")

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from clusterproof import findings as fd
+from clusterproof.findings import Criterion, FindingLog, Status, Subject
 from clusterproof.redact import REDACTOR
 from clusterproof.report import build, copy_logs
+from clusterproof.report.scrub import scrub
+from clusterproof.secret_ledger import SecretLedger
 from tests.test_report_sample import (
     DATA,
-    sample_checks,
     sample_meta,
     sample_tables,
     sample_transport,
@@ -60,10 +63,6 @@ def _plant(outdir: Path, raw: Path) -> None:
     st.loc[3, "detail"] = f"AWS_SECRET_ACCESS_KEY={UNREGISTERED}"
     nodes = tables["nodes"]
     nodes.loc[0, "kernel"] = f"6.18.0 {ACCESS_KEY}"
-    checks = sample_checks()
-    failed = next(c for c in checks if c["outcome"] == "failed")
-    failed["message"] = f"mpirun failed; environment follows:\n{ENV_DUMP}\nsecret was {SECRET_KEY}"
-    checks[0]["message"] = f"aws_secret_access_key = {UNREGISTERED}"
     transport = sample_transport()
     transport.loc[3, "devices"] = f"AWS_SECRET_ACCESS_KEY={UNREGISTERED}"
     meta = sample_meta(
@@ -72,7 +71,13 @@ def _plant(outdir: Path, raw: Path) -> None:
         versions={"nccl": "2.21.5", "leak": SESSION_TOKEN},
         extra={"nccl_env": {"AWS_SESSION_TOKEN": "stillUnregisteredToken55", "NCCL_DEBUG": "INFO"}},
     )
-    write_sample(outdir, meta=meta, network=net, storage=st, nodes=nodes, transport=transport, checks=checks)
+    write_sample(outdir, meta=meta, network=net, storage=st, nodes=nodes, transport=transport)
+    # Findings whose messages quote a failure with secrets in it, recorded as the suites record them.
+    FindingLog(outdir, "gw0", clean=scrub).append([
+        fd.failed(Criterion.COLLECTIVES, Subject("node_set", "node1,node2"),
+                  f"mpirun failed; environment follows:\n{ENV_DUMP}\nsecret was {SECRET_KEY}"),
+        fd.failed(Criterion.NODES_REACHABLE, Subject("node", "node1"), f"aws_secret_access_key = {UNREGISTERED}"),
+    ])
     raw.mkdir()
     log = raw / "all_reduce-4n.log"
     log.write_text(
@@ -104,7 +109,7 @@ def test_planted_secrets_and_env_dumps_appear_nowhere_in_the_report(tmp_path: Pa
 
     blobs = _every_blob(outdir)
     assert {"results.parquet", "results.csv", "storage.csv", "nodes.csv", "transport.csv", "metadata.json",
-            "checks.json", "index.html", "summary.md", "scorecard.json", "logs/all_reduce-4n.log",
+            "findings/gw0.jsonl", "index.html", "summary.md", "scorecard.json", "logs/all_reduce-4n.log",
             "logs/nccl-tests.json"} <= set(blobs)
     assert sum(1 for n in blobs if "#img" in n) == len(summary.plots) == 3
     leaks = [
@@ -125,10 +130,11 @@ def test_planted_secrets_and_env_dumps_appear_nowhere_in_the_report(tmp_path: Pa
     log = (outdir / "logs" / "all_reduce-4n.log").read_text()
     assert "[environment dump removed: 7 variables]" in log and "# Out of bounds values : 0 OK" in log
     assert "[environment dump removed: 5 variables]" in (outdir / "logs" / "nccl-tests.json").read_text()
-    card = next(c for c in summary.scorecard if c.id == "security.no_secrets")
-    assert card.status == "pass", card.details
+    card = summary.verdict.of(Criterion.NO_SECRETS)
+    assert card.status is Status.PASS, card.failures
     text_files = [p for p in outdir.rglob("*") if p.is_file() and p.suffix != ".png"]
-    assert card.evidence.startswith(f"scanned {len(text_files)} files (")
+    assert card.headline.startswith("1 check passed on run")
+    assert card.findings[0].message.startswith(f"scanned {len(text_files)} files (")
 
 
 def test_a_leak_written_by_someone_else_fails_the_security_criterion(tmp_path: Path) -> None:
@@ -141,11 +147,10 @@ def test_a_leak_written_by_someone_else_fails_the_security_criterion(tmp_path: P
     (outdir / "logs").mkdir()
     (outdir / "logs" / "raw.log").write_text(f"ok\nkey {SECRET_KEY}\n")
     summary = build(outdir)
-    card = next(c for c in summary.scorecard if c.id == "security.no_secrets")
-    assert card.status == "fail"
-    assert card.details == ["junit.xml: secret-looking text at line 2", "logs/raw.log: secret-looking text at line 2"]
-    assert summary.verdict == "fail"
-    assert "junit.xml: secret-looking text at line 2" in summary.failures
+    card = summary.verdict.of(Criterion.NO_SECRETS)
+    assert card.status is Status.FAIL
+    assert [f.message for f in card.failures] == ["junit.xml: secret-looking text at line 2", "logs/raw.log: secret-looking text at line 2"]
+    assert summary.word == "fail"
     for page in (summary.html_path, summary.md_path):
         text = page.read_text()
         assert "junit.xml: secret-looking text at line 2" in text
@@ -207,3 +212,29 @@ def test_junit_xml_is_scrubbed_in_place_and_stays_valid(tmp_path: Path) -> None:
     failure = ET.parse(junit).find(".//failure")
     assert failure is not None and failure.text is not None and "in output" in failure.text
     assert not scrub_xml_file(junit)  # nothing left to change
+
+
+def test_a_minted_secret_no_process_registered_is_found_under_report_build(tmp_path: Path) -> None:
+    """The secret was minted in another process (an xdist worker): only its salted fingerprint is in the run
+    directory, nothing is registered here, and a raw copy sits in a log. The rebuild still finds it."""
+    outdir = write_sample(tmp_path / "run")
+    minted = "wJalrXUtnFEMIK7MDENGbPxRfiCYmintedKEY42"  # an S3 secret key shape, never registered in this process
+    SecretLedger(outdir, "gw1").add(minted)
+    ledger = (outdir / ".secret-fingerprints").read_bytes() if (outdir / ".secret-fingerprints").is_file() else b""
+    assert minted.encode() not in ledger and all(minted.encode() not in p.read_bytes()
+                                                 for p in (outdir / ".secret-fingerprints").iterdir())
+    (outdir / "logs").mkdir()
+    (outdir / "logs" / "raw.log").write_text(f"upload ok\nkey={minted}&x=1 sent\n")
+    (outdir / "logs" / "other.log").write_text(f"glued:{minted}\n")
+    summary = build(outdir)
+    card = summary.verdict.of(Criterion.NO_SECRETS)
+    assert card.status is Status.FAIL and summary.word == "fail"
+    assert [f.message for f in card.failures] == [
+        "logs/other.log: secret-looking text at line 1 (a secret this run minted)",
+        "logs/raw.log: secret-looking text at line 2 (a secret this run minted)",
+    ]
+    (outdir / "logs" / "raw.log").write_text("upload ok\n")
+    (outdir / "logs" / "other.log").write_text("fine\n")
+    again = build(outdir)
+    assert again.verdict.of(Criterion.NO_SECRETS).status is Status.PASS
+    assert "(1 fingerprinted)" in again.verdict.of(Criterion.NO_SECRETS).findings[0].message

@@ -2,15 +2,20 @@
 
 A healthy sandbox passes every suite and leaves a report. Then faults are injected one at a time; each must be
 caught with a message that names the node: a broken GID table, a dead sshd, a slowed link (named by the
-slow-node search and flagged against the healthy run as baseline), corrupted results, and a run that times out
-(whose processes must be gone from every node afterwards).
+slow-node search and flagged against the healthy run as baseline), corrupted results, a run that times out
+(whose processes must be gone from every node afterwards), and an RGW that does not answer.
+
+One verdict (:func:`assert_one_verdict`): for every run, the pytest exit status, ``scorecard.json``'s verdict, the
+failing criteria, the failed testcases of ``junit.xml`` and ``clusterproof report build`` on the saved run agree.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +69,43 @@ def newest_run(sbx: Sandbox) -> Path:
     return (sbx.reports / "latest").resolve()
 
 
+def assert_one_verdict(sbx: Sandbox, res: subprocess.CompletedProcess[str], failing: set[str]) -> Path:
+    """The run's exit status, its scorecard, the failing criteria (``failing`` must be among them, and nothing fails
+    when it is empty), junit.xml and a rebuild from the saved data all say the same. Returns the run directory."""
+    run = newest_run(sbx)
+    card = json.loads((run / "scorecard.json").read_text())
+    failed = {c["id"] for c in card["scorecard"] if c["status"] == "fail"}
+    out = res.stdout[-5000:] + res.stderr[-2000:]
+    assert failing <= failed and bool(failed) == bool(failing), f"failing criteria {sorted(failed)}\n{out}"
+    assert card["verdict"] == ("fail" if failing else "pass")
+    assert (res.returncode != 0) == bool(failing), f"exit {res.returncode}, report {card['verdict']}\n{out}"
+    suite = ET.parse(run / "junit.xml").getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")  # type: ignore[assignment]
+    assert suite is not None
+    assert (int(suite.get("failures", "0")) + int(suite.get("errors", "0")) > 0) == bool(failing)
+    criteria = {tc.get("name") for tc in suite.findall("testcase") if tc.get("classname") == "clusterproof.scorecard"}
+    assert criteria == failed  # one failed testcase per failing criterion
+    again = subprocess.run([sys.executable, "-m", "clusterproof.cli", "report", "build", str(run)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert (again.returncode != 0) == bool(failing) and f"verdict: {card['verdict'].upper()}" in again.stdout, again.stdout
+    rebuilt = json.loads((run / "scorecard.json").read_text())
+    assert {c["id"] for c in rebuilt["scorecard"] if c["status"] == "fail"} == failed
+    return run
+
+
 def test_healthy_sandbox_passes_every_suite_and_leaves_a_report(sandbox: Sandbox) -> None:
     res = run_suites(sandbox, "suites", "-n", "2")
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
     out = res.stdout
-    assert "CPU stand-in: no NCCL, transport not provable" in out  # skipped with the reason, never faked
-    run = newest_run(sandbox)
+    assert "stand-in: no NCCL" in out  # not tested with the reason, never faked
+    run = assert_one_verdict(sandbox, res, set())
+    card = {c["id"]: c for c in json.loads((run / "scorecard.json").read_text())["scorecard"]}
+    assert card["networking.transport"]["status"] == "not tested"
+    assert card["networking.transport"]["evidence"].startswith("stand-in: no NCCL")
+    assert card["networking.collectives"]["status"] == "pass" and card["storage.access_matrix"]["status"] in ("pass", "known limitation")
+    # The GID index in metadata.json is the detected consensus of the nodes, not a row's value.
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["gid_index"] == 5 and meta["extra"]["gid_source"] == "detected consensus of 4 nodes"
     for name in ("index.html", "summary.md", "results.parquet", "results.csv", "storage.csv", "nodes.csv", "junit.xml", "metadata.json"):
         assert (run / name).exists(), f"{name} missing from {run}"
     df = pd.read_parquet(run / "results.parquet")
@@ -89,6 +125,7 @@ def test_broken_gid_table_names_the_node(sandbox: Sandbox) -> None:
     finally:
         faults.restore_gid_table(sandbox.cluster, "node02")
     assert res.returncode == 1, res.stdout[-4000:]
+    assert_one_verdict(sandbox, res, {"networking.gid_index"})
     assert "FAILED suites/network/test_gids.py::test_rdma_gid_index_consistent" in res.stdout, res.stdout[-4000:]
     assert "GID index 5 on 3 of 4 node(s); odd node(s): node02" in res.stdout, res.stdout[-4000:]
     assert "--- node02: GID index 3" in res.stdout
@@ -99,6 +136,7 @@ def test_broken_gid_table_names_the_node(sandbox: Sandbox) -> None:
     finally:
         faults.restore_gid_table(sandbox.cluster, "node03")
     assert res.returncode == 1
+    assert_one_verdict(sandbox, res, {"networking.gid_index"})
     assert "FAILED suites/network/test_gids.py::test_rdma_rocev2_ipv4_gid_present[node03]" in res.stdout, res.stdout[-4000:]
     assert "no RoCE v2" in res.stdout
 
@@ -110,6 +148,7 @@ def test_dead_node_is_named(sandbox: Sandbox) -> None:
     finally:
         faults.start_sshd(sandbox.cluster, "node04")
     assert res.returncode == 1
+    assert_one_verdict(sandbox, res, {"reliability.nodes_reachable"})
     assert "FAILED suites/nodes/test_nodes.py::test_node_reachable_over_ssh[node04]" in res.stdout, res.stdout[-4000:]
     assert "node04: unreachable: connection refused" in res.stdout
     assert "3 passed" in res.stdout
@@ -128,7 +167,7 @@ def test_slow_node_is_named_and_regresses_against_baseline(sandbox: Sandbox) -> 
     assert "all_reduce (slow): bad node(s): node03" in res.stdout, res.stdout[-6000:]
     assert "busbw" in res.stdout and "< threshold" in res.stdout
     assert "REGRESSION against baseline" in res.stdout
-    run = newest_run(sandbox)
+    run = assert_one_verdict(sandbox, res, {"networking.collectives", "networking.baseline"})
     df = pd.read_parquet(run / "results.parquet")
     pairs = df[df["n_nodes"] == 2]
     slow_pairs = set(pairs[pairs["verdict"] == "fail"]["node_set"])
@@ -149,7 +188,22 @@ def test_corrupted_results_fail_sanity(sandbox: Sandbox, tmp_path: Path) -> None
     inv = _variant(sandbox, tmp_path, env=env, collectives=["all_reduce"], node_counts=[])
     res = run_suites(sandbox, "suites/network/test_collectives.py", "-k", "sane", inventory=inv)
     assert res.returncode == 1
+    assert_one_verdict(sandbox, res, {"reliability.data_integrity"})
     assert "#wrong = " in res.stdout and "(corrupted results)" in res.stdout, res.stdout[-4000:]
+
+
+def test_rgw_down_fails_the_storage_criterion(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The RGW does not answer (the inventory points at a port nothing listens on: the client's view of an RGW that
+    is down, with nothing to undo on the sandbox)."""
+    doc = yaml.safe_load(sandbox.inventory.read_text())
+    doc["storage"]["endpoint"] = "http://127.0.0.1:20997"
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump(doc))
+    res = run_suites(sandbox, "suites/storage/test_access_matrix.py", "-k", "rgw-user and read-write and inside",
+                     inventory=inv)
+    assert res.returncode == 1, res.stdout[-4000:]
+    assert_one_verdict(sandbox, res, {"storage.access_matrix"})
+    assert "127.0.0.1:20997" in res.stdout or "Could not connect" in res.stdout, res.stdout[-4000:]
 
 
 def _marked_processes(sbx: Sandbox) -> dict[str, str]:
@@ -165,6 +219,7 @@ def test_timeout_kills_the_run_on_every_node(sandbox: Sandbox, tmp_path: Path) -
                    sweep={"min_bytes": "64M", "max_bytes": "64M", "step_factor": 2, "iters": 1000, "warmup_iters": 1, "gpus_per_rank": 1, "check": 1})
     res = run_suites(sandbox, "suites/network/test_collectives.py", "-k", "sane", inventory=inv)
     assert res.returncode == 1
+    assert_one_verdict(sandbox, res, {"networking.collectives"})
     assert "the run did not finish (timed out or was killed)" in res.stdout, res.stdout[-4000:]
     assert _marked_processes(sandbox) == {n.name: "" for n in sandbox.cluster.nodes}
 

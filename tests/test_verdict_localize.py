@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
+from clusterproof.findings import Criterion, Status
 from clusterproof.inventory import Thresholds
+from clusterproof.network import verdict
 from clusterproof.network.localize import disjoint_pairs
-from clusterproof.network.verdict import performance, row_verdicts, sanity
+from clusterproof.network.verdict import row_verdicts
+
+
+def sanity(*args: Any, **kwargs: Any) -> list[str]:
+    """The failing messages of :func:`verdict.sanity` (its passing findings are checked separately)."""
+    return [f.message for f in verdict.sanity(*args, **kwargs) if f.failed]
+
+
+def performance(*args: Any, **kwargs: Any) -> list[str]:
+    return [f.message for f in verdict.performance(*args, **kwargs) if f.failed and f.criterion is Criterion.COLLECTIVES]
 
 M = 1 << 20
 
@@ -23,6 +36,31 @@ TH = Thresholds(table={"all_reduce": {"*": {4 * M: 1.5}, 2: {M: 0.5}}}, toleranc
 
 def test_sanity_passes_a_clean_run() -> None:
     assert sanity(GOOD, collective="all_reduce", n_nodes=4, expected_sizes=[M, 4 * M], expected_ranks=4, nranks=4, complete=True, rc=0) == []
+
+
+def test_sanity_says_what_passed_and_which_criterion() -> None:
+    found = verdict.sanity(GOOD, collective="all_reduce", n_nodes=4, expected_sizes=[M, 4 * M], expected_ranks=4, nranks=4,
+                           complete=True, rc=0, node_set="n1,n2,n3,n4", log_path="logs/x.log")
+    assert [(f.criterion, f.status) for f in found] == [(Criterion.COLLECTIVES, Status.PASS), (Criterion.DATA_INTEGRITY, Status.PASS)]
+    assert found[1].message == "all_reduce 4 nodes: 0 wrong elements in 4 validated rows"
+    assert all(f.subject.name == "n1,n2,n3,n4" and f.evidence[0].path == "logs/x.log" for f in found)
+    bad = frame([(M, "out-of-place", 1.0, 3), (M, "in-place", 1.0, 0)])
+    wrong = verdict.sanity(bad, collective="all_reduce", n_nodes=2, expected_sizes=[M], expected_ranks=2, nranks=2, complete=True, rc=0)
+    assert [(f.criterion, f.status) for f in wrong] == [(Criterion.COLLECTIVES, Status.PASS), (Criterion.DATA_INTEGRITY, Status.FAIL)]
+    off = frame([(M, "out-of-place", 1.0, pd.NA), (M, "in-place", 1.0, pd.NA)])
+    unproven = verdict.sanity(off, collective="alltoall", n_nodes=2, expected_sizes=[M], expected_ranks=2, nranks=2,
+                              complete=True, rc=0, require_validation=False)
+    assert unproven[-1].status is Status.NOT_TESTED and "data integrity unproven" in str(unproven[-1].reason)
+
+
+def test_performance_gives_a_finding_per_row_and_the_four_node_criterion() -> None:
+    slow = frame([(M, "out-of-place", 0.2, 0), (4 * M, "out-of-place", 1.2, 0), (4 * M, "in-place", 1.6, 0)])
+    found = verdict.performance(slow, TH, collective="all_reduce", n_nodes=4)
+    assert [(f.criterion, f.status) for f in found] == [
+        (Criterion.COLLECTIVES, Status.FAIL), (Criterion.FOUR_NODE, Status.FAIL),
+        (Criterion.COLLECTIVES, Status.PASS), (Criterion.FOUR_NODE, Status.PASS)]
+    assert dict(found[0].values) == {"busbw_gbs": 1.2, "threshold_gbs": 1.5, "floor_gbs": 1.5, "size_bytes": 4 * M}
+    assert {f.criterion for f in verdict.performance(slow, TH, collective="all_reduce", n_nodes=2)} == {Criterion.COLLECTIVES}
 
 
 def test_sanity_collects_every_problem() -> None:

@@ -1,9 +1,11 @@
-"""Pure verdicts on a :class:`~clusterproof.network.nccl_debug.TransportReport`: which ranks did not use the expected
-network, GPUDirect RDMA, GID, NCCL version, or used NVLS where it inflates the number.
+"""Pure verdicts on a :class:`~clusterproof.network.nccl_debug_model.TransportReport`: which ranks did not use the
+expected network, GPUDirect RDMA, GID, NCCL version, or used NVLS where it inflates the number.
 
-Every ``check_*`` returns a list of :class:`Finding`; an empty list means pass. A report without any rank
-never passes (nothing was proven); the suite decides beforehand, with :func:`no_nccl_reason`, whether such a
-run is the CPU stand-in (skip) or a broken real run (fail).
+Every ``check_*`` returns :class:`~clusterproof.findings.Finding` records for :attr:`Criterion.TRANSPORT`: a failing
+one per rank (or per problem) quoting the NCCL lines that show it, and a passing one per rank judged fine. A report
+without any rank never passes (nothing was proven). :func:`transport_gate` decides beforehand whether the run can
+be judged at all, and words why not: the logs were not requested, the CPU stand-in speaks no NCCL, or a real
+cluster printed no NCCL line (a failure).
 """
 
 from __future__ import annotations
@@ -11,35 +13,42 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 
 import pandas as pd
 
+from clusterproof import findings as fd
+from clusterproof.findings import Criterion, Evidence, Finding, Subject
 from clusterproof.network.nccl_debug_model import RankEvidence, TransportReport
 
-STANDIN_SKIP_REASON = "CPU stand-in: no NCCL, transport not provable"
+DEBUG_OFF_REASON = "debug: off: NCCL's logs were not requested (nccl_tests.debug), so neither the transport nor NCCL WARN lines were judged"
+STANDIN_REASON = "stand-in: no NCCL (the sandbox's CPU stand-in for nccl-tests prints no NCCL line)"
 _IB_PLUGIN = re.compile(r"IBext(?:_v\d+)?$")  # the HPC-X verbs plugin (IBext, IBext_v8...): still the IB transport
 _NET_DEV = re.compile(r"via NET/.+?/(\d+)")
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One failed claim: who (rank, host), what (message) and the log line(s) that show it (evidence)."""
+def transport_gate(report: TransportReport | None, *, debug: str, standin: bool, n_files: int, subject: Subject,
+                   evidence_path: str | None = None) -> Finding | None:
+    """Why this run's transport cannot be judged, as a finding, or None when the checks can run.
 
-    rank: int | None
-    host: str
-    message: str
-    evidence: str
+    ``debug: off`` and the CPU stand-in are not tested, with that reason. A real cluster whose ``n_files`` debug
+    files hold no NCCL line fails: NCCL was asked for its logs and said nothing (wrong ``NCCL_DEBUG_FILE``
+    path, a wrapper that drops the environment, no NCCL in the binary...).
+    """
+    if debug == "off":
+        return fd.not_tested(Criterion.TRANSPORT, subject, DEBUG_OFF_REASON)
+    if standin:
+        return fd.not_tested(Criterion.TRANSPORT, subject, STANDIN_REASON)
+    if report is None or report.nccl_lines == 0:
+        where = (Evidence(evidence_path),) if evidence_path else ()
+        return fd.failed(Criterion.TRANSPORT, subject,
+                         f"no NCCL line in {n_files} debug file{'s' if n_files != 1 else ''} on a real cluster "
+                         "(NCCL_DEBUG_FILE not honoured, the environment lost on the way, or no NCCL in the binary)",
+                         evidence=where)
+    return None
 
 
-def no_nccl_reason(report: TransportReport) -> str | None:
-    """Return the skip reason when the logs hold no NCCL line at all (the sandbox's CPU stand-in speaks no
-    NCCL), else None. On real GPUs an empty report is a failure, not a skip: only skip on the stand-in."""
-    return STANDIN_SKIP_REASON if report.nccl_lines == 0 else None
-
-
-def check_network(report: TransportReport, expected: str = "IB") -> list[Finding]:
+def check_network(report: TransportReport, expected: str = "IB", evidence_path: str | None = None) -> list[Finding]:
     """Return one finding per rank whose NCCL network is not ``expected`` (a Socket fallback names the reason
     NCCL gave: libibverbs missing, ``NET/IB : No device found``, ``NCCL_IB_DISABLE``...).
 
@@ -51,6 +60,7 @@ def check_network(report: TransportReport, expected: str = "IB") -> list[Finding
     for row, ev in _rows(report):
         net = row["net"]
         if isinstance(net, str) and _network_matches(net, expected):
+            findings.append(_passed(row, f"{_who(row)}: network {net}", ev.network_lines[:1], evidence_path))
             continue
         reasons = list(ev.network_reasons)
         if expected not in ("IB", "Socket") or not reasons:
@@ -60,11 +70,11 @@ def check_network(report: TransportReport, expected: str = "IB") -> list[Finding
             msg = f"{_who(row)}: no 'Using network' line, NCCL picked no network{why}"
         else:
             msg = f"{_who(row)}: NCCL used network {net}, expected {expected}{why}"
-        findings.append(_finding(row, msg, [*ev.network_lines[:1], *reasons]))
+        findings.append(_finding(row, msg, [*ev.network_lines[:1], *reasons], evidence_path))
     return findings
 
 
-def check_gdr(report: TransportReport) -> list[Finding]:
+def check_gdr(report: TransportReport, evidence_path: str | None = None) -> list[Finding]:
     """Return one finding per rank with a cross-node channel that does not go via ``.../GDRDMA``, quoting
     that channel line and NCCL's per-HCA ``GPU Direct RDMA Disabled`` line when there is one; and a finding
     when no rank has any cross-node channel line (GDR cannot be proven)."""
@@ -72,7 +82,11 @@ def check_gdr(report: TransportReport) -> list[Finding]:
         return [_nothing_proven()]
     findings: list[Finding] = []
     for row, ev in _rows(report):
-        if row["gdr_all"] is pd.NA or bool(row["gdr_all"]):
+        if row["gdr_all"] is pd.NA:
+            continue
+        if bool(row["gdr_all"]):
+            findings.append(_passed(row, f"{_who(row)}: GPUDirect RDMA on all {int(row['cross_node_channels'])} "
+                                    "cross-node channels", ev.net_channel_lines[:1], evidence_path))
             continue
         plain = [line for line in ev.net_channel_lines if "/GDRDMA" not in line]
         disabled = [line for line in ev.gdr_hca_lines if "Disabled" in line or "disabled" in line]
@@ -86,16 +100,15 @@ def check_gdr(report: TransportReport) -> list[Finding]:
         if disabled:
             msg += f" ({_quote_body(disabled[0])})"
         quoted = plain[:1] or [ev.ring_summary_line or ""]  # no plain channel line: NCCL's "GDR 0" summary
-        findings.append(_finding(row, msg, [*quoted, *disabled[:1]]))
+        findings.append(_finding(row, msg, [*quoted, *disabled[:1]], evidence_path))
     if not findings and int(report.ranks["cross_node_channels"].sum()) == 0 and report.ranks["gdr_all"].isna().all():
-        findings.append(
-            Finding(None, "", "no cross-node channel line on any rank: GPUDirect RDMA not provable "
-                    "(single node, or INIT missing from NCCL_DEBUG_SUBSYS)", "")
-        )
+        findings.append(fd.failed(Criterion.TRANSPORT, _RUN_SUBJECT,
+                                  "no cross-node channel line on any rank: GPUDirect RDMA not provable "
+                                  "(single node, or INIT missing from NCCL_DEBUG_SUBSYS)", evidence=_where(evidence_path, [])))
     return findings
 
 
-def check_gid(report: TransportReport, expected_index: int) -> list[Finding]:
+def check_gid(report: TransportReport, expected_index: int, evidence_path: str | None = None) -> list[Finding]:
     """Return findings for RoCE GIDs: an index other than ``expected_index``, a link-local ``fe80::`` address
     (not routable across L3), or a RoCE rank with no GID line at all (NET missing from NCCL_DEBUG_SUBSYS).
     Ranks on InfiniBand link layer or on sockets are not judged here."""
@@ -108,9 +121,13 @@ def check_gid(report: TransportReport, expected_index: int) -> list[Finding]:
             connected = int(row["cross_node_channels"]) > 0  # no connection (init failed): nothing to see
             if connected and row["net"] != "Socket" and isinstance(devices, str) and "/RoCE" in devices:
                 findings.append(_finding(row, f"{_who(row)}: RoCE devices but no GID line "
-                                         "(add NET to NCCL_DEBUG_SUBSYS)", [ev.devices_line or ""]))
+                                         "(add NET to NCCL_DEBUG_SUBSYS)", [ev.devices_line or ""], evidence_path))
+            else:
+                findings.append(fd.not_tested(Criterion.TRANSPORT, _row_subject(row), f"{_who(row)}: no RoCE GID in "
+                                              "use (InfiniBand link layer, sockets, or no connection): GID not judged"))
             continue
         seen: set[tuple[str, int, str]] = set()
+        before = len(findings)
         for use in ev.gids:
             if (use.hca, use.gid_index, use.gid) in seen:
                 continue
@@ -122,11 +139,14 @@ def check_gid(report: TransportReport, expected_index: int) -> list[Finding]:
                 problems.append(f"link-local GID {use.gid} (not routable across L3)")
             if problems:
                 msg = f"{_who(row)}: {use.hca} port {use.port} uses " + "; ".join(problems)
-                findings.append(_finding(row, msg, [use.line]))
+                findings.append(_finding(row, msg, [use.line], evidence_path))
+        if len(findings) == before:
+            findings.append(_passed(row, f"{_who(row)}: GID index {expected_index} on every QP",
+                                    [ev.gids[0].line], evidence_path))
     return findings
 
 
-def check_same_version(report: TransportReport) -> list[Finding]:
+def check_same_version(report: TransportReport, evidence_path: str | None = None) -> list[Finding]:
     """Return findings when ranks run different NCCL versions (ranks off the majority, and NCCL's own
     ``Mismatched NCCL version`` WARN), when no version line exists at all, or when a rank of an NCCL >= 2.22
     run printed none (from 2.22 every process prints it at INFO; up to 2.21 only rank 0 does)."""
@@ -134,7 +154,8 @@ def check_same_version(report: TransportReport) -> list[Finding]:
         return [_nothing_proven()]
     known = report.ranks["nccl_version"].dropna()
     if known.empty:
-        return [Finding(None, "", "no 'NCCL version' line in any log: versions not provable", "")]
+        return [fd.failed(Criterion.TRANSPORT, _RUN_SUBJECT, "no 'NCCL version' line in any log: versions not provable",
+                          evidence=_where(evidence_path, []))]
     majority = _majority(known)
     count = int((known == majority).sum())
     every_process_prints = _version_tuple(str(majority)) >= (2, 22)
@@ -143,31 +164,35 @@ def check_same_version(report: TransportReport) -> list[Finding]:
         version = row["nccl_version"]
         if version is None and every_process_prints:
             findings.append(_finding(row, f"{_who(row)}: no NCCL version line (NCCL {majority} prints it "
-                                     "on every process)", []))
+                                     "on every process)", [], evidence_path))
         elif version is not None and version != majority:
             findings.append(_finding(row, f"{_who(row)}: NCCL {version}, while {count} rank(s) run "
-                                     f"NCCL {majority}", [ev.version_line or ""]))
+                                     f"NCCL {majority}", [ev.version_line or ""], evidence_path))
+        elif version is not None:
+            findings.append(_passed(row, f"{_who(row)}: NCCL {version}", [ev.version_line or ""], evidence_path))
     for warn in report.warnings:
         if "Mismatched NCCL version" in warn.text:
             rank = f"rank {warn.rank}" if warn.rank is not None else "rank ?"
-            findings.append(Finding(warn.rank, warn.host, f"{warn.host} {rank}: NCCL refused the mix: "
-                                    f"{warn.text}", warn.line))
+            findings.append(fd.failed(Criterion.TRANSPORT, _rank_subject(warn.host, warn.rank),
+                                      f"{warn.host} {rank}: NCCL refused the mix: {warn.text}",
+                                      evidence=_where(evidence_path, [warn.line])))
     return findings
 
 
-def check_nvls(report: TransportReport, n_nodes: int) -> list[Finding]:
+def check_nvls(report: TransportReport, n_nodes: int, evidence_path: str | None = None) -> list[Finding]:
     """Return one finding per rank that set up NVLS (NVLink SHARP) in a two-node run: NVLS-Tree inflates the
     2-node bus bandwidth above the fabric's, so the number is not a fabric measure. Other node counts pass."""
     if report.ranks.empty:
         return [_nothing_proven()]
-    if n_nodes != 2:
-        return []
     findings = []
     for row, ev in _rows(report):
-        if row["nvls"] is not pd.NA and bool(row["nvls"]):
+        if n_nodes == 2 and row["nvls"] is not pd.NA and bool(row["nvls"]):
             msg = (f"{_who(row)}: NVLS in use on a 2-node run, busbw is inflated and not a fabric number "
                    "(use >= 4 nodes, or NCCL_NVLS_ENABLE=0)")
-            findings.append(_finding(row, msg, list(ev.nvls_lines[:2])))
+            findings.append(_finding(row, msg, list(ev.nvls_lines[:2]), evidence_path))
+        else:
+            why = "no NVLS" if n_nodes == 2 else f"NVLS does not inflate a {n_nodes}-node run"
+            findings.append(_passed(row, f"{_who(row)}: {why}", [], evidence_path))
     return findings
 
 
@@ -236,13 +261,33 @@ def _who(row: pd.Series) -> str:
     return f"{row['host']} {rank} (pid {int(row['pid'])})"
 
 
-def _finding(row: pd.Series, message: str, lines: list[str]) -> Finding:
-    rank = None if row["rank"] is pd.NA else int(row["rank"])
-    return Finding(rank, str(row["host"]), message, "\n".join(line for line in lines if line))
+_RUN_SUBJECT = Subject("run", "nccl-debug-logs")
+
+
+def _rank_subject(host: str, rank: int | None) -> Subject:
+    """``node03/rank5``: the rank on its host (the host NCCL printed, which is the node's hostname)."""
+    return Subject("rank", f"{host}/rank{'?' if rank is None else rank}", node=host or None)
+
+
+def _row_subject(row: pd.Series) -> Subject:
+    return _rank_subject(str(row["host"]), None if row["rank"] is pd.NA else int(row["rank"]))
+
+
+def _where(path: str | None, lines: Sequence[str]) -> tuple[Evidence, ...]:
+    quoted = tuple(line for line in lines if line)
+    return (Evidence(path, quoted),) if path or quoted else ()
+
+
+def _finding(row: pd.Series, message: str, lines: Sequence[str], path: str | None = None) -> Finding:
+    return fd.failed(Criterion.TRANSPORT, _row_subject(row), message, evidence=_where(path, lines))
+
+
+def _passed(row: pd.Series, message: str, lines: Sequence[str], path: str | None = None) -> Finding:
+    return fd.passed(Criterion.TRANSPORT, _row_subject(row), message, evidence=_where(path, lines))
 
 
 def _nothing_proven() -> Finding:
-    return Finding(None, "", "no NCCL rank in the debug logs: nothing proven", "")
+    return fd.failed(Criterion.TRANSPORT, _RUN_SUBJECT, "no NCCL rank in the debug logs: nothing proven")
 
 
 def _network_matches(net: str, expected: str) -> bool:

@@ -1,7 +1,7 @@
 """Reports: tidy result files, plots, a ClusterMAX-style scorecard, an HTML page, a Markdown summary,
 baselines and history.
 
-A run writes its data with ``write_run_data`` / ``write_checks`` / ``copy_logs`` into ``reports/<run-id>/``,
+A run writes its data with ``write_run_data`` / ``copy_logs`` (and the suites record findings) into ``reports/<run-id>/``,
 then ``build`` turns that saved data into ``plots/``, ``index.html``, ``summary.md`` and ``scorecard.json``,
 and ``update_latest`` points ``reports/latest`` at it. ``history`` draws trends over ``reports/``.
 """
@@ -12,14 +12,12 @@ from clusterproof.report.baseline import BaselineDiff, Regression, compare, load
 from clusterproof.report.builder import ReportSummary, build
 from clusterproof.report.meta import RunMeta
 from clusterproof.report.paths import new_run_id, run_dirs, update_latest
-from clusterproof.report.scorecard import Criterion
 from clusterproof.report.scrub import scan_dir
-from clusterproof.report.tables import RunData, copy_logs, read_run_data, write_checks, write_run_data
+from clusterproof.report.tables import RunData, copy_logs, read_run_data, write_run_data
 from clusterproof.report.trend import history
 
 __all__ = [
     "BaselineDiff",
-    "Criterion",
     "Regression",
     "ReportSummary",
     "RunData",
@@ -34,6 +32,5 @@ __all__ = [
     "run_dirs",
     "scan_dir",
     "update_latest",
-    "write_checks",
     "write_run_data",
 ]

@@ -13,11 +13,10 @@ from typing import Any
 import pandas as pd
 
 from clusterproof import __version__
-from clusterproof.report import fmt
-from clusterproof.report.criteria_network import nccl_rows
-from clusterproof.report.pagedata import STANDIN_BANNER, PageData
+from clusterproof.findings import Criterion, Finding, Status
+from clusterproof.report import fmt, reference_section
+from clusterproof.report.pagedata import AREAS, STANDIN_BANNER, STATUS_WORD, PageData
 from clusterproof.report.plots import Plot
-from clusterproof.report.scorecard import AREAS, FAIL, NOT_TESTED, PASS, odd_transport_rows
 from clusterproof.report.scrub import scrub
 
 #: Long failure lists are cut here on the page; the CSV files keep every row.
@@ -61,6 +60,7 @@ font-size:13px;font-weight:700;white-space:nowrap}
 .b-fail{background:#ffebe9;color:#b3261e}
 .b-nt{background:#eaeef2;color:#57606a}
 .b-info{background:#ddf4ff;color:#0550ae}
+.b-known{background:#fff8c5;color:#7d4e00}
 tr.odd td{background:#fff1f0 !important}
 pre{margin:0;white-space:pre-wrap;overflow-wrap:anywhere;font-size:13px}
 figure{margin:14px 0 24px;background:#fff;border:1px solid #d8dee4;border-radius:8px;padding:12px}
@@ -82,9 +82,14 @@ def esc(value: Any) -> str:
     return html.escape(scrub(str(value)), quote=True)
 
 
-def _badge(status: str) -> str:
-    cls = {PASS: "b-pass", FAIL: "b-fail", NOT_TESTED: "b-nt"}.get(status, "b-info")
-    return f'<span class="badge {cls}">{esc(status.upper() if status != NOT_TESTED else "not tested")}</span>'
+_BADGE = {"pass": "b-pass", "fail": "b-fail", "not tested": "b-nt", "known limitation": "b-known",
+          "known-limitation": "b-known"}
+
+
+def _badge(status: str | Status) -> str:
+    """A status badge: a :class:`Status`, or a table's verdict word (pass / fail / info / known-limitation)."""
+    word = STATUS_WORD[status] if isinstance(status, Status) else (status.upper() if status in ("pass", "fail") else status)
+    return f'<span class="badge {_BADGE.get(str(status), "b-info")}">{esc(word)}</span>'
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], num: Sequence[int] = (),
@@ -136,10 +141,10 @@ def _header(p: PageData) -> str:
 
 
 def _verdict(p: PageData) -> str:
-    fail = p.verdict == "fail"
-    word = "FAIL" if fail else "PASS"
+    fail = not p.verdict.passed
+    word = p.word
     cls = "verdict fail" if fail else "verdict"
-    failing = [c.name for c in p.scorecard if c.status == FAIL]
+    failing = [c.criterion.heading for c in p.verdict.failing()]
     which = f'<div class="which">Failing: {esc("; ".join(failing))}</div>' if failing else ""
     return (
         f'<section class="{cls}" id="verdict"><div class="word">{word}</div>'
@@ -150,10 +155,10 @@ def _verdict(p: PageData) -> str:
 def _scorecard(p: PageData) -> str:
     rows: list[list[str]] = []
     for area in AREAS:
-        cards = [c for c in p.scorecard if c.area == area]
+        cards = [c for c in p.verdict.criteria if c.criterion.area.value == area]
         for i, c in enumerate(cards):
             area_cell = f'<td class="area" rowspan="{len(cards)}">{esc(area)}</td>' if i == 0 else ""
-            rows.append([area_cell, esc(c.name), _badge(c.status), esc(c.evidence)])
+            rows.append([area_cell, esc(c.criterion.heading), _badge(c.status), esc(c.headline)])
     body = "".join(
         f"<tr>{r[0]}<td>{r[1]}</td><td>{r[2]}</td><td class=\"evidence\">{r[3]}</td></tr>" for r in rows
     )
@@ -164,16 +169,24 @@ def _scorecard(p: PageData) -> str:
     )
 
 
+def _evidence_cell(f: Finding) -> str:
+    parts = []
+    for e in f.evidence:
+        link = _log_link(e.path) if e.path else ""
+        quoted = "\n".join(e.lines)
+        parts.append(link + (f"<pre>{esc(quoted)}</pre>" if quoted else ""))
+    return "".join(parts)
+
+
 def _failing(p: PageData) -> str:
-    if not p.failures:
+    fails = p.failures
+    if not fails:
         return ""
-    out = ['<h2 id="failures">Failing cases</h2>']
-    checks = p.failed_checks()
-    if checks:
-        out.append(f"<h3>Failed tests ({len(checks)})</h3>")
-        rows = [[f'<span class="mono">{esc(c["test_id"])}</span>', esc(c.get("area")), f"<pre>{esc(c.get('message'))}</pre>"]
-                for c in checks[:MAX_ROWS]]
-        out.append(_table(["Test", "Area", "Message"], rows, col_classes={0: "test"}) + _more(len(checks)))
+    out = [f'<h2 id="failures">Failing findings ({len(fails)})</h2>']
+    rows = [[esc(f.criterion.heading), f'<span class="mono">{esc(f.subject)}</span>', f"<pre>{esc(f.message)}</pre>",
+             _evidence_cell(f), f'<span class="mono">{esc(f.test_id or "")}</span>'] for f in fails[:MAX_ROWS]]
+    out.append(_table(["Criterion", "Subject", "Message", "Evidence", "Test"], rows, col_classes={2: "wrap", 4: "test"})
+               + _more(len(fails)))
     net = p.failed_network()
     if not net.empty:
         out.append(f"<h3>Network rows below threshold ({len(net)})</h3>")
@@ -192,15 +205,6 @@ def _failing(p: PageData) -> str:
         out.append(_table(["Issuer", "Permission", "Operation", "Where", "Expected", "Observed", "Detail"], rows,
                           col_classes={6: "wrap"})
                    + _more(len(st)))
-    shown = {f"{c['test_id']}" for c in checks}
-    other = [c for c in p.scorecard if c.status == FAIL and c.id not in
-             ("networking.collectives", "networking.four_node", "storage.access_matrix", "security.prefix_confinement")]
-    items = []
-    for c in other:
-        lines = [d for d in c.details if not any(d.startswith(t + ":") or d.startswith(t + " ") for t in shown)]
-        items += [f"<li><b>{esc(c.name)}</b>: {esc(d)}</li>" for d in lines[:MAX_ROWS]]
-    if items:
-        out.append("<h3>Other evidence</h3>" f'<ul class="cases">{"".join(items)}</ul>')
     return "".join(out)
 
 
@@ -227,6 +231,8 @@ _CAPTIONS = {
     "large_busbw_by_node_set": "Bus bandwidth at the largest message size for each node set; red bars are "
     "below their threshold (black tick).",
     "pair_heatmap": "Every tested node pair at the largest size: a slow node shows as a red row and column.",
+    "soak": "Soak: bus bandwidth at the largest size per cycle over elapsed time; dashed red lines mark cycles "
+    "with wrong results.",
 }
 
 
@@ -285,30 +291,17 @@ def _transport(p: PageData) -> str:
     t = p.data.transport
     if t is None:
         return ""
+    card = p.verdict.of(Criterion.TRANSPORT)
+    verdict = f"<p>{_badge(card.status)} {esc(card.headline)}</p>"
     if t.empty:
-        return '<h2 id="transport">Transport (NCCL logs)</h2><p class="muted">The transport table is empty.</p>'
-    expect = p.data.meta.extra.get("expect_net")
+        return f'<h2 id="transport">Transport (NCCL logs)</h2>{verdict}<p class="muted">The transport table is empty.</p>'
     df = t.reset_index(drop=True)
-    # Only ranks with something NCCL said are judged (as the scorecard does); the others say why not.
-    with_data = nccl_rows(df)
-    odd_in_data = odd_transport_rows(with_data.reset_index(drop=True), expect if isinstance(expect, str) else None)
-    odd = {int(with_data.index[i]): why for i, why in odd_in_data.items()}
-    whys = df["why"] if "why" in df.columns else pd.Series("", index=df.index)
-    shown = df[[c for c in df.columns if c not in ("run_id", "why") and df[c].notna().any()]].copy()
-    shown["stands out"] = [
-        "; ".join(odd[i]) if i in odd else ("" if i in with_data.index else f"no NCCL data ({whys[i]})" if
-                                            isinstance(whys[i], str) and whys[i] else "no NCCL data")
-        for i in range(len(df))
-    ]
-    classes = ["odd" if i in odd else "" for i in range(len(df))]
-    card = next((c for c in p.scorecard if c.id == "networking.transport"), None)
-    verdict = f"{_badge(card.status)} {esc(card.evidence)}" if card else ""
-    counts = (f"{len(odd)} of {len(with_data)} ranks with NCCL data stand out (highlighted)." if odd
-              else f"{len(with_data)} of {len(df)} rows carry NCCL data.")
-    table = _frame_table(shown, classes)
-    if with_data.empty:  # nothing NCCL said: the rows only explain why, so keep them folded
-        table = f"<details><summary>{len(df)} rows without NCCL data</summary>{table}</details>"
-    return f'<h2 id="transport">Transport (NCCL logs)</h2><p>{verdict}</p><p class="muted">{esc(counts)}</p>' + table
+    # The rows were written when the run was judged: ``odd``/``why`` say what stood out then; nothing is re-judged.
+    odd = df["odd"].astype("boolean").fillna(False).astype(bool) if "odd" in df.columns else pd.Series(False, index=df.index)
+    shown = df[[c for c in df.columns if c not in ("run_id", "odd") and df[c].notna().any()]]
+    classes = ["odd" if o else "" for o in odd]
+    counts = f"{int(odd.sum())} of {len(df)} ranks stand out (highlighted)." if odd.any() else f"{len(df)} ranks."
+    return f'<h2 id="transport">Transport (NCCL logs)</h2>{verdict}<p class="muted">{esc(counts)}</p>' + _frame_table(shown, classes)
 
 
 def _storage_all(p: PageData) -> str:
@@ -318,29 +311,29 @@ def _storage_all(p: PageData) -> str:
     cols = ["issuer", "permission", "operation", "where", "expected", "observed", "verdict", "detail"]
     rows = [[esc(r.issuer), esc(r.permission), esc(r.operation), esc(r.where), esc(r.expected), esc(r.observed),
              _badge(str(r.verdict)), f'<span class="mono">{esc(r.detail)}</span>'] for r in st.head(MAX_ROWS).itertuples()]
-    n_fail = int((st["verdict"] == FAIL).sum())
+    n_fail = int((st["verdict"] == "fail").sum())
     return (
         f'<h2 id="storage">Storage cases</h2><details><summary>All {len(st)} cases ({n_fail} not as expected)'
         f"</summary>{_table(cols, rows)}{_more(len(st))}</details>"
     )
 
 
-def _checks(p: PageData) -> str:
-    checks = p.data.checks
-    if not checks:
+_ORDER = {Status.FAIL: 0, Status.KNOWN_LIMITATION: 1, Status.NOT_TESTED: 2, Status.PASS: 3}
+
+
+def _findings(p: PageData) -> str:
+    every = [f for c in p.verdict.criteria for f in c.findings]
+    if not every:
         return ""
-    order = {"failed": 0, "error": 1, "skipped": 2, "passed": 3}
-    ordered = sorted(checks, key=lambda c: (order.get(str(c.get("outcome")), 9), str(c.get("test_id"))))
-    counts = {o: sum(c.get("outcome") == o for c in checks) for o in order}
-    summary = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
-    badge = {"passed": PASS, "failed": FAIL, "error": FAIL, "skipped": NOT_TESTED}
-    rows = [[f'<span class="mono">{esc(c["test_id"])}</span>', esc(c.get("area")),
-             _badge(badge.get(str(c.get("outcome")), "info")).replace("NOT TESTED", "SKIPPED")
-             .replace(">not tested<", ">skipped<"), esc(c.get("message"))] for c in ordered[:MAX_ROWS]]
+    ordered = sorted(every, key=lambda f: (_ORDER[f.status], f.criterion.value, str(f.subject)))
+    counts = ", ".join(f"{n} {STATUS_WORD[s].lower()}" for s in _ORDER if (n := sum(f.status is s for f in every)))
+    rows = [[esc(f.criterion.heading), f'<span class="mono">{esc(f.subject)}</span>', _badge(f.status),
+             esc(f.message if f.reason is None or f.reason == f.message else f"{f.message} ({f.reason})"),
+             f'<span class="mono">{esc(f.test_id or "")}</span>'] for f in ordered[:MAX_ROWS]]
     return (
-        f'<h2 id="tests">Tests</h2><details><summary>{len(checks)} suite tests: {esc(summary)}</summary>'
-        f"{_table(['Test', 'Area', 'Outcome', 'Message'], rows, col_classes={0: 'test', 3: 'wrap'})}"
-        f"{_more(len(checks))}</details>"
+        f'<h2 id="findings">Findings</h2><details><summary>{len(every)} findings: {esc(counts)}</summary>'
+        f"{_table(['Criterion', 'Subject', 'Status', 'Message', 'Test'], rows, col_classes={3: 'wrap', 4: 'test'})}"
+        f"{_more(len(every))}</details>"
     )
 
 
@@ -361,12 +354,13 @@ def _metadata(p: PageData) -> str:
 
 def render(p: PageData) -> str:
     """Return the whole report page for ``p`` as one HTML string."""
-    title = f"clusterproof {p.verdict.upper()}: {p.data.meta.cluster} ({p.data.meta.run_id})"
+    title = f"clusterproof {p.word}: {p.data.meta.cluster} ({p.data.meta.run_id})"
     head, _, rest = STANDIN_BANNER.partition(":")
     banner = f'<div class="banner" id="standin"><b>{esc(head)}:</b>{esc(rest)}</div>' if p.standin else ""
     body = [
         _header(p), banner, _verdict(p), _scorecard(p), _plots(p), _failing(p), _baseline(p), _large_messages(p),
-        _nodes(p), _transport(p), _storage_all(p), _checks(p), _metadata(p),
+        reference_section.html_section(p.data.outdir),
+        _nodes(p), _transport(p), _storage_all(p), _findings(p), _metadata(p),
         f"<footer>Generated by clusterproof {esc(__version__)} at "
         f"{esc(datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S'))} UTC from the saved data in this directory. "
         "Rebuild with <code>clusterproof report build &lt;this directory&gt;</code>.</footer>",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from clusterproof.findings import Status
 from clusterproof.report.fmt import md_cell
-from clusterproof.report.pagedata import STANDIN_BANNER, PageData
-from clusterproof.report.scorecard import AREAS, FAIL, NOT_TESTED, PASS
+from clusterproof.report.pagedata import AREAS, STANDIN_BANNER, STATUS_WORD, PageData
 from clusterproof.report.scrub import scrub
 
 #: A CI comment should fit on a screen; the HTML page has the rest.
 TOP_FAILURES = 15
 PER_CRITERION = 5
 
-_STATUS = {PASS: "PASS", FAIL: "**FAIL**", NOT_TESTED: "not tested"}
+_STATUS = {**STATUS_WORD, Status.FAIL: "**FAIL**"}
 
 
 def _cell(value: object) -> str:
@@ -20,18 +20,12 @@ def _cell(value: object) -> str:
 
 
 def _failure_groups(p: PageData) -> list[str]:
-    """The failing cases grouped under their criterion, the first few of each, so that one criterion with
-    many failing rows does not hide another."""
+    """The failing findings grouped under their criterion, the first few of each, so that one criterion with
+    many failing findings does not hide another."""
     out: list[str] = []
-    cited: set[str] = set()
-    groups = [(c.name, c.details or [c.evidence]) for c in p.scorecard if c.status == FAIL]
-    for _, details in groups:
-        cited.update(details)
-    rest = [f for f in p.failures if f not in cited]
-    if rest:
-        groups.append(("Other", rest))
-    for name, details in groups:
-        out.append(f"- **{_cell(name)}** ({len(details)}):")
+    for c in p.verdict.failing():
+        details = [f.line for f in c.failures]
+        out.append(f"- **{_cell(c.criterion.heading)}** ({len(details)}):")
         out += [f"  - {_cell(d)}" for d in details[:PER_CRITERION]]
         if len(details) > PER_CRITERION:
             out.append(f"  - … and {len(details) - PER_CRITERION} more in `index.html`")
@@ -42,7 +36,7 @@ def render(p: PageData) -> str:
     """Return the Markdown summary of ``p`` (every string scrubbed of secrets)."""
     m = p.data.meta
     lines = [
-        f"## clusterproof: {'FAIL' if p.verdict == 'fail' else 'PASS'} on {_cell(m.cluster)}",
+        f"## clusterproof: {p.word} on {_cell(m.cluster)}",
         "",
         f"Run `{_cell(m.run_id)}`, started {m.started_at:%Y-%m-%d %H:%M} UTC"
         + (f", {len(m.nodes)} nodes" if m.nodes else "")
@@ -54,8 +48,8 @@ def render(p: PageData) -> str:
         lines += [f"> **{head}:**{rest}", ""]
     lines += ["| Area | Criterion | Result | Evidence |", "|---|---|---|---|"]
     for area in AREAS:
-        for c in (c for c in p.scorecard if c.area == area):
-            lines.append(f"| {area} | {_cell(c.name)} | {_STATUS.get(c.status, c.status)} | {_cell(c.evidence)} |")
+        for c in (c for c in p.verdict.criteria if c.criterion.area.value == area):
+            lines.append(f"| {area} | {_cell(c.criterion.heading)} | {_STATUS[c.status]} | {_cell(c.headline)} |")
     if p.failures:
         lines += ["", f"### Failures ({len(p.failures)})", ""]
         lines += _failure_groups(p)

@@ -22,8 +22,8 @@ def _iso(dt: datetime | None) -> str | None:
 class RunMeta:
     """What one run of the suites was: the cluster, the nodes, the options and the versions.
 
-    ``extra`` holds facts the scorecard may use: ``max_clock_skew_s`` (float), ``strict_host_keys`` (bool),
-    ``expect_net`` (str), ``nccl_env`` (dict, scrubbed when written).
+    ``gid_index`` is the GID index the nodes agreed on (the detected consensus). ``extra`` holds facts that are shown,
+    never judged (``exitstatus``, ``gid_source``...; scrubbed when written): the verdict comes from the findings.
     """
 
     run_id: str

@@ -1,4 +1,5 @@
-"""What the HTML page and the Markdown summary both show, computed once: verdict, counts, failing rows."""
+"""What the HTML page and the Markdown summary both show, computed once: the run's verdict (aggregated from its
+findings, never re-judged here), counts, failing findings and rows."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from clusterproof.findings import Area, Finding, RunVerdict, Status
 from clusterproof.report.baseline import BaselineDiff
 from clusterproof.report.plots import Plot
-from clusterproof.report.scorecard import FAIL, NOT_TESTED, PASS, Criterion
 from clusterproof.report.tables import RunData
 
 STANDIN_BANNER = (
@@ -16,6 +17,10 @@ STANDIN_BANNER = (
     "virtual Ethernet, not from nccl-tests on GPUs. They prove that the suite and its checks work; they "
     "say nothing about a GPU fabric."
 )
+AREAS = tuple(a.value for a in Area)
+#: How each status reads on a page.
+STATUS_WORD = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.KNOWN_LIMITATION: "known limitation",
+               Status.NOT_TESTED: "not tested"}
 
 
 @dataclass
@@ -23,9 +28,7 @@ class PageData:
     """Everything a page shows about one run."""
 
     data: RunData
-    verdict: str  # "pass" | "fail"
-    scorecard: list[Criterion]
-    failures: list[str]
+    verdict: RunVerdict
     diff: BaselineDiff | None
     plots: list[Plot] = field(default_factory=list)
 
@@ -33,20 +36,31 @@ class PageData:
     def standin(self) -> bool:
         return self.data.standin
 
-    def counts(self) -> dict[str, int]:
+    @property
+    def word(self) -> str:
+        """``PASS``, ``PASS with known limitations`` or ``FAIL``."""
+        if not self.verdict.passed:
+            return "FAIL"
+        return "PASS with known limitations" if self.verdict.has_known_limitations else "PASS"
+
+    @property
+    def failures(self) -> list[Finding]:
+        """Every failing finding, criterion by criterion."""
+        return [f for c in self.verdict.failing() for f in c.failures]
+
+    def counts(self) -> dict[Status, int]:
         """Criteria per status."""
-        return {s: sum(c.status == s for c in self.scorecard) for s in (PASS, FAIL, NOT_TESTED)}
+        return {s: sum(c.status is s for c in self.verdict.criteria) for s in Status}
 
     def counts_line(self) -> str:
-        """``13 criteria: 8 pass, 2 fail, 3 not tested; 27 failing cases``."""
+        """``32 criteria: 8 pass, 2 fail, 1 known limitation, 21 not tested; 27 failing findings``."""
         c = self.counts()
-        line = f"{len(self.scorecard)} criteria: {c[PASS]} pass, {c[FAIL]} fail, {c[NOT_TESTED]} not tested"
-        if self.failures:
-            line += f"; {len(self.failures)} failing case{'s' if len(self.failures) != 1 else ''}"
+        line = (f"{len(self.verdict.criteria)} criteria: {c[Status.PASS]} pass, {c[Status.FAIL]} fail, "
+                f"{c[Status.KNOWN_LIMITATION]} known limitation, {c[Status.NOT_TESTED]} not tested")
+        n = len(self.failures)
+        if n:
+            line += f"; {n} failing finding{'s' if n != 1 else ''}"
         return line
-
-    def failed_checks(self) -> list[dict[str, object]]:
-        return [c for c in self.data.checks if c.get("outcome") in ("failed", "error")]
 
     def failed_network(self) -> pd.DataFrame:
         net = self.data.network

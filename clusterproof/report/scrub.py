@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from clusterproof.redact import MASK, redact
+from clusterproof.secret_ledger import LEDGER_DIR, Fingerprints
 
 #: Lines of ``env``/``printenv`` output: ``NAME=value``.
 _ENV_LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*=.*$")
@@ -168,15 +169,19 @@ def _still_secret(text: str) -> bool:
     return scrub(probe) != probe
 
 
-def _text_leaks(rel: str, text: str) -> list[Leak]:
+def _text_leaks(rel: str, text: str, minted: Fingerprints | None = None) -> list[Leak]:
+    leaks: list[Leak] = []
+    if minted is not None and len(minted) and minted.contains_secret(text):
+        leaks += [Leak(rel, f"line {i} (a secret this run minted)") for i, line in enumerate(text.split("\n"), start=1)
+                  if minted.contains_secret(line)]
     if not _still_secret(text):
-        return []
-    leaks = [Leak(rel, f"line {i}") for i, line in enumerate(text.split("\n"), start=1) if _still_secret(line)]
+        return leaks
+    found = [Leak(rel, f"line {i}") for i, line in enumerate(text.split("\n"), start=1) if _still_secret(line)]
     # A multi-line environment dump changes only when seen whole, so no single line is to blame.
-    return leaks or [Leak(rel, "an environment dump")]
+    return leaks + (found or [Leak(rel, "an environment dump")])
 
 
-def _parquet_leaks(rel: str, path: Path) -> list[Leak]:
+def _parquet_leaks(rel: str, path: Path, minted: Fingerprints | None = None) -> list[Leak]:
     df = pd.read_parquet(path)
     leaks = []
     for col in df.columns:
@@ -186,7 +191,7 @@ def _parquet_leaks(rel: str, path: Path) -> list[Leak]:
                 leaks.append(Leak(rel, f"column {col}"))
             continue
         for i, v in enumerate(df[col].tolist()):
-            if isinstance(v, str) and _still_secret(v):
+            if isinstance(v, str) and (_still_secret(v) or (minted is not None and minted.contains_secret(v))):
                 leaks.append(Leak(rel, f"column {col}, row {i}"))
     return leaks
 
@@ -195,10 +200,12 @@ def _parquet_leaks(rel: str, path: Path) -> list[Leak]:
 _BINARY_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".ico"}
 
 
-def scan_dir(root: Path, skip: Iterable[Path] = ()) -> ScanResult:
-    """Re-read every file under ``root`` and report each place where registered secrets, secret-looking
-    assignments or environment dumps remain. HTML is unescaped first (``&quot;`` would fool the
-    patterns) and its embedded images are skipped; parquet files are read cell by cell.
+def scan_dir(root: Path, skip: Iterable[Path] = (), minted: Fingerprints | None = None) -> ScanResult:
+    """Re-read every file under ``root`` and report each place where registered secrets, secrets the run minted
+    (``minted``: their fingerprints, from :func:`~clusterproof.secret_ledger.load_fingerprints`; every process's,
+    workers' included), secret-looking assignments or environment dumps remain. HTML is unescaped first
+    (``&quot;`` would fool the patterns) and its embedded images are skipped; parquet files are read cell by cell.
+    The ledger itself (fingerprints only) is not scanned.
 
     Returns:
         ``ScanResult`` with the number of files and bytes scanned and the leaks found (never the values).
@@ -211,15 +218,17 @@ def scan_dir(root: Path, skip: Iterable[Path] = ()) -> ScanResult:
         if not path.is_file() or path.resolve() in skipped or path.suffix.lower() in _BINARY_SUFFIXES:
             continue
         rel = path.relative_to(root).as_posix()
+        if rel.split("/", 1)[0] == LEDGER_DIR:
+            continue
         files += 1
         size += path.stat().st_size
         if path.suffix == ".parquet":
-            leaks.extend(_parquet_leaks(rel, path))
+            leaks.extend(_parquet_leaks(rel, path, minted))
             continue
         text = path.read_bytes().decode("utf-8", errors="replace")
         if path.suffix in (".html", ".htm"):
             text = html.unescape(_DATA_URI.sub("", text))
-        leaks.extend(_text_leaks(rel, text))
+        leaks.extend(_text_leaks(rel, text, minted))
     return ScanResult(files, size, leaks)
 
 

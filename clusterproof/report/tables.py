@@ -1,4 +1,4 @@
-"""Write and read the saved data of one run: the tidy tables, the metadata, the test outcomes and the logs.
+"""Write and read the saved data of one run: the tidy tables, the metadata and the logs.
 
 Layout of ``reports/<run-id>/`` (every text file scrubbed of secrets and environment dumps)::
 
@@ -6,16 +6,15 @@ Layout of ``reports/<run-id>/`` (every text file scrubbed of secrets and environ
     storage.csv                    storage cases (``STORAGE_COLUMNS``)
     nodes.csv                      node facts (``NODE_COLUMNS``)
     transport.csv                  one row per rank of NCCL's own account of its transport (optional)
-    checks.json                    the pytest outcome of every suite test
+    findings/*.jsonl               every finding (``clusterproof.findings``): what the verdict is judged from
     metadata.json                  ``RunMeta``
     logs/                          raw benchmark logs
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,14 +22,8 @@ import pandas as pd
 
 from clusterproof.errors import ClusterproofError, ParseError
 from clusterproof.report.meta import RunMeta
-from clusterproof.report.scrub import scrub, scrub_frame, scrub_obj
+from clusterproof.report.scrub import scrub, scrub_frame
 from clusterproof.results import to_frame
-
-#: ``other`` is for tests outside the three suites (the fixtures file them there); the scorecard ignores them.
-CHECK_AREAS = ("nodes", "network", "storage", "transport", "other")
-#: ``error`` (a fixture broke) is accepted besides pytest's three outcomes and counts as a failure.
-CHECK_OUTCOMES = ("passed", "failed", "skipped", "error")
-_CHECK_KEYS = ("test_id", "area", "name", "outcome", "message")
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -84,37 +77,6 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _check_problems(i: int, check: Mapping[str, Any]) -> list[str]:
-    problems = [f"checks[{i}].{k}: missing" for k in _CHECK_KEYS if k not in check]
-    if check.get("area") not in CHECK_AREAS and "area" in check:
-        problems.append(f"checks[{i}].area: {check['area']!r} is not one of {', '.join(CHECK_AREAS)}")
-    if check.get("outcome") not in CHECK_OUTCOMES and "outcome" in check:
-        problems.append(f"checks[{i}].outcome: {check['outcome']!r} is not one of {', '.join(CHECK_OUTCOMES)}")
-    return problems
-
-
-def write_checks(outdir: Path, checks: Iterable[Mapping[str, Any]]) -> Path:
-    """Write the pytest outcome of every suite test to ``outdir/checks.json`` (scrubbed).
-
-    Each check is ``{"test_id", "area": nodes|network|storage|transport|other, "name",
-    "outcome": passed|failed|skipped|error, "message"}``; other keys are kept.
-
-    Returns:
-        The path written.
-    Raises:
-        ValueError: a check lacks a key or has an unknown area or outcome (all problems in one message).
-    """
-    items = [dict(c) for c in checks]
-    problems = [p for i, c in enumerate(items) for p in _check_problems(i, c)]
-    if problems:
-        raise ValueError("bad checks for checks.json:\n  " + "\n  ".join(problems))
-    for c in items:
-        c["message"] = "" if c["message"] is None else str(c["message"])
-    path = outdir / "checks.json"
-    _write_text(path, json.dumps(scrub_obj(items), indent=1) + "\n")
-    return path
-
-
 def copy_logs(src_paths: Iterable[Path], dest: Path) -> list[Path]:
     """Copy raw logs into ``dest`` (usually ``<run>/logs``), scrubbing secrets and env dumps on the way.
 
@@ -162,7 +124,6 @@ class RunData:
     storage: pd.DataFrame
     nodes: pd.DataFrame
     transport: pd.DataFrame | None
-    checks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def standin(self) -> bool:
@@ -201,30 +162,11 @@ def read_network(path: Path) -> pd.DataFrame:
     return normalise("network", df)
 
 
-def read_checks(path: Path) -> list[dict[str, Any]]:
-    """Read ``checks.json``; a missing file means no checks.
-
-    Raises:
-        ParseError: the file is not a JSON list of check objects.
-    """
-    if not path.is_file():
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ParseError(f"{path}: not JSON ({e})") from e
-    if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
-        raise ParseError(f"{path}: expected a JSON list of check objects")
-    problems = [p for i, c in enumerate(data) for p in _check_problems(i, c)]
-    if problems:
-        raise ParseError(f"{path}: " + "; ".join(problems))
-    return data
-
-
 def read_run_data(outdir: Path) -> RunData:
-    """Read back what ``write_run_data``, ``write_checks`` and ``copy_logs`` saved in ``outdir``.
+    """Read back the tables, metadata and logs ``write_run_data`` and ``copy_logs`` saved in ``outdir`` (the findings
+    are read by :func:`clusterproof.findings.read_findings`).
 
-    Missing optional files (storage, nodes, transport, checks) read as empty.
+    Missing optional files (storage, nodes, transport) read as empty.
 
     Raises:
         ClusterproofError: ``outdir`` is not a run directory (no ``metadata.json``).
@@ -249,19 +191,14 @@ def read_run_data(outdir: Path) -> RunData:
         storage=storage if storage is not None else normalise("storage", None),
         nodes=nodes if nodes is not None else normalise("nodes", None),
         transport=_read_csv(outdir / "transport.csv", "transport"),
-        checks=read_checks(outdir / "checks.json"),
     )
 
 
 __all__ = [
-    "CHECK_AREAS",
-    "CHECK_OUTCOMES",
     "RunData",
     "copy_logs",
     "normalise",
-    "read_checks",
     "read_network",
     "read_run_data",
-    "write_checks",
     "write_run_data",
 ]

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from clusterproof.errors import ParseError
+from clusterproof.findings import Criterion, FindingsFileError, Status, read_findings
+from clusterproof.network.reference import left_band
 from clusterproof.report import fmt
 from clusterproof.report.html import CSS, esc
 from clusterproof.report.meta import RunMeta
@@ -23,13 +25,13 @@ from clusterproof.report.tables import read_network
 
 #: One row per run and metric: ``large_busbw_gbs`` per (collective, n_nodes), ``storage_pass_rate_pct``.
 HISTORY_COLUMNS = ("run_id", "started_at", "cluster", "standin", "verdict", "metric", "collective", "n_nodes",
-                   "size_bytes", "value")
+                   "size_bytes", "value", "left_reference_band")
 MAX_RUN_LABELS = 15
 
 
 def _run_facts(run: Path) -> dict[str, Any]:
     facts: dict[str, Any] = {"run_id": run.name, "started_at": pd.NaT, "cluster": None, "standin": False,
-                             "verdict": None}
+                             "verdict": None, "left_reference_band": _left_band(run)}
     meta_path = run / "metadata.json"
     if meta_path.is_file():
         try:
@@ -46,6 +48,21 @@ def _run_facts(run: Path) -> dict[str, Any]:
         except (json.JSONDecodeError, AttributeError):
             pass
     return facts
+
+
+def _left_band(run: Path) -> str:
+    """"" when no row of the run was judged against a reference; else "in band" or the rows that left it."""
+    try:
+        ref = [f for f in read_findings(run) if f.criterion is Criterion.REFERENCE and f.status in (Status.PASS, Status.FAIL)]
+    except FindingsFileError:
+        return ""
+    out = left_band(ref)
+    if not ref:
+        return ""
+    if not out:
+        return "in band"
+    first = out[0].message.split(":", 1)[0]
+    return f"{len(out)} of {len(ref)} rows out ({first}{' …' if len(out) > 1 else ''})"
 
 
 def _busbw_rows(run: Path, facts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -133,7 +150,7 @@ def _draw(df: pd.DataFrame, png: Path) -> None:
 
 def _page(df: pd.DataFrame, png: Path, root: Path) -> str:
     bw = df[df["metric"] == "large_busbw_gbs"].copy()
-    runs = df.drop_duplicates("run_id")[["run_id", "started_at", "cluster", "standin", "verdict"]]
+    runs = df.drop_duplicates("run_id")[["run_id", "started_at", "cluster", "standin", "verdict", "left_reference_band"]]
     table = runs.set_index("run_id")
     if not bw.empty:
         bw["series"] = bw["collective"].astype(str) + " " + bw["n_nodes"].astype(int).astype(str) + "n"
@@ -141,7 +158,8 @@ def _page(df: pd.DataFrame, png: Path, root: Path) -> str:
         table = table.join(pivot)
     st = df[df["metric"] == "storage_pass_rate_pct"].set_index("run_id")["value"].rename("storage pass %")
     table = table.join(st)
-    names = {"started_at": "started (UTC)", "standin": "numbers from", "verdict": "verdict", "cluster": "cluster"}
+    names = {"started_at": "started (UTC)", "standin": "numbers from", "verdict": "verdict", "cluster": "cluster",
+             "left_reference_band": "reference band"}
     head = "".join(f"<th>{esc(names.get(str(c), c))}</th>" for c in ["run id", *table.columns])
     body = []
     for run_id, rec in table.iloc[::-1].iterrows():  # newest first

@@ -153,3 +153,78 @@ def start_sshd(cluster: SandboxCluster, node: str | SandboxNode) -> str:
     wait_for_sshd([n])
     write_state(cluster)
     return f"{n.name}: sshd started (pid {n.sshd_pid})"
+
+
+STANDIN_FAULTS = "standin_faults"
+
+
+def _standin_faults(n: SandboxNode) -> dict[str, float]:
+    path = n.state_dir / STANDIN_FAULTS
+    out: dict[str, float] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key and value:
+                out[key] = float(value)
+    return out
+
+
+def _write_standin_faults(n: SandboxNode, faults: dict[str, float]) -> None:
+    path = n.state_dir / STANDIN_FAULTS
+    if not faults:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(f".{STANDIN_FAULTS}.tmp")
+    tmp.write_text("".join(f"{k} {v!r}\n" for k, v in sorted(faults.items())))  # repr: 1048576.0, never 1.04858e+06
+    tmp.replace(path)  # a stand-in starting now reads the old or the new file, never half of one
+
+
+def flaky(cluster: SandboxCluster, node: str | SandboxNode, probability: float) -> str:
+    """Make the CPU stand-in on ``node`` damage one validated result per run with ``probability`` (0..1), as an
+    intermittent link or GPU fault would: runs through the node then show ``#wrong > 0`` now and then.
+    Undo: :func:`clear_flaky`. Returns a line.
+
+    Raises:
+        SandboxError: unknown node, or a probability outside 0..1.
+    """
+    n = _node(cluster, node)
+    if not 0.0 <= probability <= 1.0:
+        raise SandboxError(f"flaky: probability must be between 0 and 1, got {probability!r}")
+    _write_standin_faults(n, {**_standin_faults(n), "flaky": probability})
+    return f"{n.name}: the stand-in damages one result per run with probability {probability:g}"
+
+
+def clear_flaky(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Undo :func:`flaky` (nothing to undo is fine). Returns a line."""
+    n = _node(cluster, node)
+    faults = _standin_faults(n)
+    faults.pop("flaky", None)
+    _write_standin_faults(n, faults)
+    return f"{n.name}: the stand-in no longer damages results"
+
+
+def slow_node(cluster: SandboxCluster, node: str | SandboxNode, factor: float, from_bytes: int = 0) -> str:
+    """Make every timed iteration of the stand-in on ``node`` take ``factor`` times as long, without touching the
+    link (measured: at 1.5 the node's pairs run at 55% of the others' busbw on the loaded 2-core machine). Undo:
+    :func:`clear_slow_node`. With ``from_bytes`` only sizes from there up are slowed: busbw dips at that size.
+    Returns a line.
+
+    Raises:
+        SandboxError: unknown node, or a factor below 1.
+    """
+    n = _node(cluster, node)
+    if not factor >= 1.0:
+        raise SandboxError(f"slow-node: factor must be >= 1, got {factor!r}")
+    _write_standin_faults(n, {**_standin_faults(n), "slow": factor, "slow_from": float(from_bytes)})
+    where = f" from {from_bytes} bytes up" if from_bytes else ""
+    return f"{n.name}: every timed iteration of the stand-in on this node takes {factor:g}x as long{where}"
+
+
+def clear_slow_node(cluster: SandboxCluster, node: str | SandboxNode) -> str:
+    """Undo :func:`slow_node` (nothing to undo is fine). Returns a line."""
+    n = _node(cluster, node)
+    faults = _standin_faults(n)
+    faults.pop("slow", None)
+    faults.pop("slow_from", None)
+    _write_standin_faults(n, faults)
+    return f"{n.name}: the stand-in runs at full speed again"

@@ -5,17 +5,23 @@ groups are run to name the slow node.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from clusterproof import findings as fd
+from clusterproof.findings import Criterion
 from clusterproof.inventory import Inventory
 from clusterproof.network import verdict
 from clusterproof.network.collective import CollectiveResult
 from clusterproof.network.localize import FailureKind
 from clusterproof.network.nccl import printed_size
 from clusterproof.units import human_size
+from fixtures.findings import FindingRecorder
 from fixtures.nccl import CollectiveRuns, GroupSpec, explain_failure
 
-pytestmark = [pytest.mark.nccl, pytest.mark.exclusive, pytest.mark.xdist_group("fabric")]
+pytestmark = [pytest.mark.nccl, pytest.mark.exclusive, pytest.mark.xdist_group("fabric"),
+              pytest.mark.criterion(Criterion.COLLECTIVES)]
 
 # NCCL WARN lines are judged by the transport tests (a WARN about libibverbs is a Socket fallback, not a crash);
 # an unfinished log is judged by `complete`. Everything else the parser lists makes the run insane.
@@ -30,13 +36,21 @@ def expected_ranks(group: GroupSpec, inventory: Inventory) -> int:
     return sum(inventory.node(n).slots * inventory.nccl_tests.sweep.gpus_per_rank for n in group.nodes)
 
 
-def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResult, inventory: Inventory) -> None:
+def _log(res: CollectiveResult) -> str:
+    return f"logs/{res.log_path.name}"
+
+
+def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResult, inventory: Inventory,
+                       findings: FindingRecorder) -> None:
     res = collective_result
+    subject = verdict.run_subject(nccl_group.collective, nccl_group.n_nodes, nccl_group.node_set)
     if res.run is None:
-        pytest.fail(f"{nccl_group.id}: output is not nccl-tests output ({res.parse_error})\n{explain_failure(res)}")
+        findings.check(fd.failed(Criterion.COLLECTIVES, subject, f"{nccl_group.id}: output is not nccl-tests output "
+                                 f"({res.parse_error})\n{explain_failure(res)}", evidence=[fd.Evidence(_log(res))]))
+        return
     sweep = inventory.nccl_tests.sweep
     ranks = expected_ranks(nccl_group, inventory)
-    problems = verdict.sanity(
+    found = verdict.sanity(
         res.run.results,
         collective=nccl_group.collective,
         n_nodes=nccl_group.n_nodes,
@@ -47,28 +61,39 @@ def test_nccl_run_sane(nccl_group: GroupSpec, collective_result: CollectiveResul
         rc=res.rc,
         errors=[e for e in res.run.errors if is_fatal(e)],
         require_validation=sweep.check > 0,
+        node_set=nccl_group.node_set,
+        log_path=_log(res),
     )
-    assert not problems, "\n".join(map(str, problems)) + "\n" + explain_failure(res)
-    assert not res.cleanup_errors, "\n".join(res.cleanup_errors)
+    cleanup = [fd.failed(Criterion.REMOTE_CLEANUP, subject, e) for e in res.cleanup_errors]
+    first = next((i for i, f in enumerate(found) if f.failed), None)
+    if first is not None:  # where to look, once: the command, the raw log and its last lines
+        found[first] = replace(found[first], message=f"{found[first].message}\n{explain_failure(res)}")
+    findings.check(found, cleanup or fd.passed(Criterion.REMOTE_CLEANUP, subject, "remote processes and scratch removed"))
 
 
 def test_nccl_busbw_meets_threshold(
-    nccl_group: GroupSpec, nccl_size: int, collective_result: CollectiveResult, collective_runs: CollectiveRuns, inventory: Inventory
+    nccl_group: GroupSpec, nccl_size: int, collective_result: CollectiveResult, collective_runs: CollectiveRuns,
+    inventory: Inventory, findings: FindingRecorder,
 ) -> None:
     res = collective_result
     label = f"{nccl_group.collective} {nccl_group.n_nodes} nodes {human_size(nccl_size)}"
+    subject = verdict.run_subject(nccl_group.collective, nccl_group.n_nodes, nccl_group.node_set)
     if res.run is None:
-        pytest.fail(f"{label}: no parsable output (see test_nccl_run_sane[{nccl_group.id}])\n{explain_failure(res)}")
+        findings.check(fd.failed(Criterion.COLLECTIVES, subject, f"{label}: no parsable output (see "
+                                 f"test_nccl_run_sane[{nccl_group.id}])\n{explain_failure(res)}"))
+        return
     printed = printed_size(nccl_group.collective, nccl_size, expected_ranks(nccl_group, inventory))
     rows = res.run.results[res.run.results["size_bytes"] == printed]
     if rows.empty:
-        pytest.fail(f"{label}: no result at this size (the run died or skipped it; see test_nccl_run_sane[{nccl_group.id}])")
-    problems = verdict.performance(rows, inventory.thresholds, collective=nccl_group.collective, n_nodes=nccl_group.n_nodes)
-    if not problems:
+        findings.check(fd.failed(Criterion.COLLECTIVES, subject, f"{label}: no result at this size (the run died or "
+                                 f"skipped it; see test_nccl_run_sane[{nccl_group.id}])"))
         return
-    message = "\n".join(map(str, problems))
-    standin = "\n(numbers from the CPU stand-in for nccl-tests, not GPUs)" if inventory.standin or res.run.standin else ""
-    if nccl_group.n_nodes == len(inventory.nodes) and nccl_group.n_nodes >= 3:
-        loc = collective_runs.localize(nccl_group.collective, collective_runs.failure_of(res) or FailureKind.SLOW)
-        message += f"\nslow-node search with 2-node {nccl_group.collective} runs:\n{loc.explain()}"
-    pytest.fail(message + standin + f"\nraw log: {res.log_path}")
+    found = verdict.performance(rows, inventory.thresholds, collective=nccl_group.collective, n_nodes=nccl_group.n_nodes,
+                                node_set=nccl_group.node_set, log_path=_log(res))
+    if any(f.failed for f in found):
+        note = "\n(numbers from the CPU stand-in for nccl-tests, not GPUs)" if inventory.standin or res.run.standin else ""
+        if nccl_group.n_nodes == len(inventory.nodes) and nccl_group.n_nodes >= 3:
+            loc = collective_runs.localize(nccl_group.collective, collective_runs.failure_of(res) or FailureKind.SLOW)
+            note = f"\nslow-node search with 2-node {nccl_group.collective} runs:\n{loc.explain()}" + note
+        found = [replace(f, message=f"{f.message}{note}\nraw log: {res.log_path}") if f.failed else f for f in found]
+    findings.check(found)

@@ -5,31 +5,23 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from clusterproof.errors import GidError
+from clusterproof.findings import Criterion
 from clusterproof.inventory import Inventory, Node
-from clusterproof.network.gid_choice import GidConsensus, choose_gid_index
-from clusterproof.network.rdma import format_gid_table
+from clusterproof.network.gid_checks import check_gid_consistent, check_gid_present
+from clusterproof.network.gid_choice import GidConsensus
+from fixtures.findings import FindingRecorder
 from fixtures.rdma import choose_kwargs
 
-pytestmark = pytest.mark.rdma
+pytestmark = [pytest.mark.rdma, pytest.mark.criterion(Criterion.GID_INDEX)]
 
 
-def test_rdma_rocev2_ipv4_gid_present(node: Node, gid_tables: dict[str, pd.DataFrame], inventory: Inventory) -> None:
-    if node.name not in gid_tables:
-        pytest.fail(f"{node.name}: unreachable, no GID table read")
-    table = gid_tables[node.name]
-    if table.empty:
-        pytest.fail(f"{node.name}: no GIDs under {inventory.network.sysfs_root}/class/infiniband (no RDMA device?)")
-    try:
-        index = choose_gid_index(table, **choose_kwargs(inventory))  # type: ignore[arg-type]
-    except GidError as e:
-        pytest.fail(f"{node.name}: {e}\n{format_gid_table(table)}")
+def test_rdma_rocev2_ipv4_gid_present(node: Node, gid_tables: dict[str, pd.DataFrame], inventory: Inventory,
+                                      findings: FindingRecorder) -> None:
     fixed = inventory.network.gid_index
-    if isinstance(fixed, int):
-        assert index == fixed, f"{node.name}: RoCE v2 IPv4 GID at index {index}, inventory requires {fixed}\n{format_gid_table(table)}"
+    findings.check(check_gid_present(node.name, gid_tables.get(node.name), sysfs_root=inventory.network.sysfs_root,
+                                     fixed_index=fixed if isinstance(fixed, int) else None,
+                                     choose_kwargs=choose_kwargs(inventory)))
 
 
-def test_rdma_gid_index_consistent(gid_consensus: GidConsensus, gid_tables: dict[str, pd.DataFrame]) -> None:
-    if len(gid_tables) < 2:
-        pytest.skip("fewer than two reachable nodes")
-    assert not gid_consensus.odd_nodes, gid_consensus.message
+def test_rdma_gid_index_consistent(gid_consensus: GidConsensus, inventory: Inventory, findings: FindingRecorder) -> None:
+    findings.check(check_gid_consistent(gid_consensus, [n.name for n in inventory.nodes]))

@@ -1,84 +1,61 @@
-"""Every node is reachable, distinct, on time, and has what the collectives need."""
+"""Every node is reachable, distinct, on time, and has what the collectives need.
+
+Each test hands the findings of a pure check (:mod:`clusterproof.nodes.checks`) to the ``findings`` fixture, which
+records them for the report and turns them into the test's outcome.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
+from clusterproof.findings import Criterion
 from clusterproof.inventory import Inventory, Node
+from clusterproof.nodes import checks
 from clusterproof.nodes.facts import NodeFacts
 from clusterproof.nodes.ssh import SshPool
+from fixtures.findings import FindingRecorder
 from fixtures.ssh import expected_binaries
 
 pytestmark = pytest.mark.nodes
 
-FactsOf = Callable[[str], NodeFacts]
+Facts = dict[str, NodeFacts | Exception]
 
 
-def _reachable(node_facts: dict[str, NodeFacts | Exception]) -> dict[str, NodeFacts]:
-    return {k: v for k, v in node_facts.items() if isinstance(v, NodeFacts)}
+@pytest.mark.criterion(Criterion.NODES_REACHABLE)
+def test_node_reachable_over_ssh(node: Node, node_facts: Facts, findings: FindingRecorder) -> None:
+    findings.check(checks.check_reachable(node.name, node.host, node_facts.get(node.name)))
 
 
-def test_node_reachable_over_ssh(node: Node, facts_of: FactsOf) -> None:
-    facts = facts_of(node.name)
-    assert facts.hostname, f"{node.name}: empty hostname from {node.host}"
+@pytest.mark.criterion(Criterion.NODE_FACTS)
+def test_nodes_hostnames_unique(node_facts: Facts, findings: FindingRecorder) -> None:
+    findings.check(checks.check_hostnames_unique(node_facts))
 
 
-def test_nodes_hostnames_unique(node_facts: dict[str, NodeFacts | Exception]) -> None:
-    seen: dict[str, list[str]] = {}
-    for name, facts in _reachable(node_facts).items():
-        seen.setdefault(facts.hostname, []).append(name)
-    clashes = {h: ns for h, ns in seen.items() if len(ns) > 1}
-    assert not clashes, "nodes share a hostname (MPI and NCCL key on it): " + "; ".join(
-        f"{h!r} on {', '.join(ns)}" for h, ns in clashes.items()
-    )
+@pytest.mark.criterion(Criterion.CLOCKS)
+def test_nodes_clocks_within_skew(node_facts: Facts, inventory: Inventory, findings: FindingRecorder) -> None:
+    findings.check(checks.check_clock_skew(node_facts, inventory.network.max_clock_skew_s))
 
 
-def test_nodes_clocks_within_skew(node_facts: dict[str, NodeFacts | Exception], inventory: Inventory) -> None:
-    facts = _reachable(node_facts)
-    if len(facts) < 2:
-        pytest.skip("fewer than two reachable nodes: no skew to measure")
-    offsets = {name: f.clock_offset_s for name, f in facts.items()}
-    spread = max(offsets.values()) - min(offsets.values())
-    limit = inventory.network.max_clock_skew_s
-    assert spread <= limit, f"clock skew {spread:.3f} s > {limit} s (network.max_clock_skew_s); offsets to this machine: " + ", ".join(
-        f"{n} {o:+.3f} s" for n, o in sorted(offsets.items())
-    )
+@pytest.mark.criterion(Criterion.NODE_FACTS)
+def test_node_has_nccl_tests_binaries(node: Node, node_facts: Facts, inventory: Inventory, findings: FindingRecorder) -> None:
+    findings.check(checks.check_binaries(node.name, node_facts.get(node.name), expected_binaries(inventory),
+                                         inventory.nccl_tests.bin_dir))
 
 
-def test_node_has_nccl_tests_binaries(node: Node, facts_of: FactsOf, inventory: Inventory) -> None:
-    facts = facts_of(node.name)
-    missing = [b for b in expected_binaries(inventory) if not facts.binaries.get(b)]
-    assert not missing, f"{node.name}: missing or not executable: {', '.join(missing)} (nccl_tests.bin_dir = {inventory.nccl_tests.bin_dir})"
+@pytest.mark.criterion(Criterion.NODE_FACTS)
+def test_node_has_launcher(node: Node, node_facts: Facts, inventory: Inventory, findings: FindingRecorder) -> None:
+    findings.check(checks.check_launcher(node.name, node_facts.get(node.name), inventory.nccl_tests.launcher))
 
 
-def test_node_has_launcher(node: Node, facts_of: FactsOf, inventory: Inventory) -> None:
-    if inventory.nccl_tests.launcher != "mpirun":
-        pytest.skip(f"launcher is {inventory.nccl_tests.launcher}; mpirun not required")
-    facts = facts_of(node.name)
-    assert facts.mpirun, f"{node.name}: mpirun not found on PATH (OpenMPI must be installed on every node for its daemons)"
+@pytest.mark.criterion(Criterion.NODE_FACTS)
+def test_node_facts_complete(node: Node, node_facts: Facts, findings: FindingRecorder) -> None:
+    findings.check(checks.check_facts_complete(node.name, node_facts.get(node.name)))
 
 
-def test_node_facts_complete(node: Node, facts_of: FactsOf) -> None:
-    facts = facts_of(node.name)
-    problems = []
-    if facts.cpus < 1:
-        problems.append(f"cpus = {facts.cpus}")
-    if facts.mem_gib <= 0:
-        problems.append(f"memory = {facts.mem_gib} GiB")
-    if not facts.kernel:
-        problems.append("no kernel version")
-    if not facts.nics:
-        problems.append("no network interfaces")
-    assert not problems, f"{node.name}: incomplete facts: {'; '.join(problems)}"
-
-
-def test_ssh_host_keys_strictly_checked(node: Node, facts_of: FactsOf, ssh_pool: SshPool, inventory: Inventory) -> None:
-    facts_of(node.name)  # connected (and so verified) during the facts round trip
-    assert inventory.ssh.strict_host_keys, (
-        f"{inventory.source}: ssh.strict_host_keys is false: host keys are accepted unverified, so anybody on the "
-        "path can impersonate a node"
-    )
-    unverified = [h for h in ssh_pool.unverified_hosts if h in (node.host, f"[{node.host}]:{node.port}")]
-    assert not unverified, f"{node.name}: host key accepted without a known_hosts entry ({', '.join(unverified)})"
+@pytest.mark.criterion(Criterion.STRICT_HOST_KEYS)
+def test_ssh_host_keys_strictly_checked(node: Node, node_facts: Facts, ssh_pool: SshPool, inventory: Inventory,
+                                        findings: FindingRecorder) -> None:
+    # connected (and so verified) during the facts round trip
+    findings.check(checks.check_host_keys(node.name, node.host, node.port, node_facts.get(node.name),
+                                          strict=inventory.ssh.strict_host_keys, source=str(inventory.source),
+                                          unverified_hosts=ssh_pool.unverified_hosts))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from clusterproof.findings import Criterion
 from clusterproof.inventory import StorageSettings
 from clusterproof.storage import (
     PERMISSIONS,
@@ -25,7 +26,11 @@ from clusterproof.storage import (
     validate_permission,
 )
 from clusterproof.storage.matrix import CASES, Actors, Case, CaseResult, Layout, run_case, seed
+from clusterproof.storage.verdicts import case_findings, known_limitation_for
+from fixtures.findings import FindingRecorder
 from fixtures.s3 import BucketFactory
+
+pytestmark = pytest.mark.criterion(Criterion.ACCESS_MATRIX)
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,10 @@ def grant(s3_issuer: CredentialIssuer, permission: Permission, s3_buckets: Bucke
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_s3_access_matrix(grant: Grant, case: Case, s3_record: Callable[..., None]) -> None:
+def test_s3_access_matrix(grant: Grant, case: Case, s3_record: Callable[..., None], findings: FindingRecorder) -> None:
     observation = run_case(case, grant.actors, grant.layout)
     result = CaseResult(case, grant.permission, observation, grant.layout)
     s3_record(issuer=grant.kind, permission=grant.permission, operation=case.op, where=case.where,
-              expected=result.expected, observed=observation.observed, detail=observation.detail)
-    assert result.passed, f"[{grant.kind}] {result.message()}"
+              expected=result.expected, observed=observation.observed, detail=observation.detail,
+              known_limitation=known_limitation_for(grant.kind, grant.permission, case.id))
+    findings.check(case_findings(result, grant.kind))

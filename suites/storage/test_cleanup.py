@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from clusterproof.findings import Criterion
 from clusterproof.inventory import StorageSettings
 from clusterproof.storage import RgwAdminSession
 from clusterproof.storage.cleanup import temp_ids
 from fixtures.s3 import TAG_ENV, bucket_prefix
+
+pytestmark = pytest.mark.criterion(Criterion.STORAGE_CLEANUP)
 
 PROBE = Path(__file__).with_name("cleanup_probe.py")
 

@@ -7,10 +7,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from clusterproof.findings import Criterion
 from clusterproof.storage import CredentialIssuer, IssuerError, RgwAdminSession, TempCredential
 from clusterproof.storage.cleanup import grant_state, temp_ids
 from clusterproof.storage.matrix import ALLOW, DENY, attempt
 from fixtures.s3 import Connect
+
+pytestmark = pytest.mark.criterion(Criterion.CREDENTIAL_RESILIENCE)
 
 PARALLEL = 20
 

@@ -13,9 +13,12 @@ from functools import partial
 
 import pytest
 
+from clusterproof.findings import Criterion
 from clusterproof.storage import CredentialIssuer, TempCredential
 from clusterproof.storage.matrix import ALLOW, DENY, attempt, wait_until_denied
 from fixtures.s3 import Connect
+
+pytestmark = pytest.mark.criterion(Criterion.EXPIRY)
 
 #: The shortest TTL per kind. STS cannot go below RGW's rgw_sts_min_session_duration (the sandbox sets 5 s).
 SHORT_TTL = {"rgw-user": 4, "http": 4, "sts": 5}

@@ -12,11 +12,14 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from clusterproof.findings import Criterion
 from clusterproof.inventory import StorageSettings
 from clusterproof.storage import CredentialIssuer, RgwAdminSession, decode_role_name, decode_uid
 from clusterproof.storage.cleanup import temp_ids
 from clusterproof.storage.http import API_ROOT
 from fixtures.s3 import Connect
+
+pytestmark = pytest.mark.criterion(Criterion.CREDENTIAL_RESILIENCE)
 
 BAD_PREFIXES = {
     "star": "da*ta/", "question-mark": "da?ta/", "dollar": "data$/", "policy-variable": "${aws:username}/",

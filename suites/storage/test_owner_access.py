@@ -15,9 +15,12 @@ import secrets
 
 import pytest
 
+from clusterproof.findings import Criterion
 from clusterproof.storage import CredentialIssuer, RgwAdminSession, s3_client
 from clusterproof.storage.matrix import ALLOW, DENY, attempt
 from fixtures.s3 import Connect
+
+pytestmark = pytest.mark.criterion(Criterion.DATA_PATH)
 
 
 def test_s3_bucket_owner_reads_objects_written_by_credential(s3_issuer: CredentialIssuer, s3_bucket: str, s3_customer: str, s3_connect: Connect, s3_admin: RgwAdminSession) -> None:

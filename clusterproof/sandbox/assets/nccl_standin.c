@@ -24,6 +24,11 @@
  * that run their own communicator at the same time; busbw uses the group size, the Group column shows the
  * color, times are averaged over all ranks (as nccl-tests does).
  *
+ * Sandbox faults: a file STATE_DIR/<hostname>/standin_faults next to the binary's STATE_DIR/bin holds
+ * `flaky P` (with probability P per run, one validation of a rank on this node is damaged, as an
+ * intermittent bad link or GPU would) and/or `slow F` (every timed iteration on this node takes F
+ * times as long, so busbw through it falls to 1/F; with `slow_from B` only at sizes >= B bytes, a dip). `clusterproof sandbox fault flaky|slow-node` writes it.
+ *
  * Build: mpicc -O2 -o all_reduce_perf nccl_standin.c   (then symlink the other names to it)
  */
 #include <mpi.h>
@@ -34,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STANDIN_LINE "# clusterproof CPU stand-in for nccl-tests (not NVIDIA nccl-tests; numbers are MPI over TCP on CPUs)"
@@ -62,6 +68,8 @@ static int timeoutSec = 0;
  * what the data and busbw use, as in nccl-tests; worldRank/worldSize: for timing, printing and validation. */
 static int rank, nranks, worldRank, worldSize, color, corruptRank = -1;
 static MPI_Comm comm;
+static double flakyP = 0.0, slowFactor = 1.0, slowFrom = 0.0;
+static long checkCount = 0, flakyTarget = -1;
 static char host[256];
 
 /* Per-size buffer geometry, in floats (nccl-tests' getCollByteCount). */
@@ -193,8 +201,9 @@ static size_t resultCount(coll_t c, counts_t g) { return c == REDUCE_SCATTER ? g
 
 static long long checkData(coll_t c, float *r, counts_t g) {
   size_t n = resultCount(c, g);
-  if (worldRank == corruptRank)  /* test hook: damage a few results the way a bad link would */
+  if (worldRank == corruptRank || checkCount == flakyTarget)  /* damage a few results the way a bad link would */
     for (size_t i = 0; i < n; i += 4096) r[i] += 1.0f;
+  checkCount++;
   double rankSum = sumRankParts();
   long long wrong = 0;
   for (size_t i = 0; i < n; i++)
@@ -220,7 +229,11 @@ static long long benchTime(coll_t c, int inPlace, float *s, float *r, counts_t g
   runColl(c, inPlace, s, r, g);  /* sync run, as nccl-tests does before timing */
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = MPI_Wtime();
-  for (int it = 0; it < iters * aggIters; it++) runColl(c, inPlace, s, r, g);
+  for (int it = 0; it < iters * aggIters; it++) {
+    double i0 = MPI_Wtime();
+    runColl(c, inPlace, s, r, g);
+    if (slowFactor > 1.0 && (double)(g.param * sizeof(float)) >= slowFrom) usleep((useconds_t)((MPI_Wtime() - i0) * (slowFactor - 1.0) * 1e6));
+  }
   double sec = reduceTime((MPI_Wtime() - t0) / (iters * aggIters));
   double algBw, busBw;
   bandwidth(c, g.param, sec, &algBw, &busBw);
@@ -247,6 +260,27 @@ static long long benchTime(coll_t c, int inPlace, float *s, float *r, counts_t g
   }
   *busBwOut = busBw;
   return report ? wrong : 0;
+}
+
+/* Read STATE_DIR/<host>/standin_faults (see the header); a missing file means no fault. */
+static void readFaults(size_t nChecks) {
+  char exe[1024], path[1400], key[32];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return;
+  exe[n] = 0;
+  for (int up = 0; up < 2; up++) { char *slash = strrchr(exe, '/'); if (!slash) return; *slash = 0; }
+  snprintf(path, sizeof path, "%s/%s/standin_faults", exe, host);
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  double v;
+  while (fscanf(f, "%31s %lf", key, &v) == 2) {
+    if (!strcmp(key, "flaky")) flakyP = v;
+    else if (!strcmp(key, "slow")) slowFactor = v;
+    else if (!strcmp(key, "slow_from")) slowFrom = v;
+  }
+  fclose(f);
+  srand48((long)time(NULL) ^ ((long)getpid() << 8) ^ rank);
+  if (flakyP > 0 && nChecks > 0 && drand48() < flakyP) flakyTarget = (long)(drand48() * (double)nChecks);
 }
 
 static void onTimeout(int sig) {
@@ -435,6 +469,12 @@ int main(int argc, char **argv) {
   const char *cr = getenv("CLUSTERPROOF_STANDIN_CORRUPT_RANK");
   if (cr && *cr) corruptRank = atoi(cr);
   if (timeoutSec > 0) { signal(SIGALRM, onTimeout); alarm((unsigned)timeoutSec); }
+  size_t nSizes = 0;
+  for (size_t size = minBytes; size <= maxBytes; size = stepFactor > 1 ? size * stepFactor : size + stepBytes) {
+    nSizes++;
+    if (size == 0 || (stepFactor <= 1 && stepBytes == 0)) break;
+  }
+  readFaults(datacheck ? nSizes * 2 : 0);
   echoNcclEnv();
 
   if (worldRank == 0) {
