@@ -7,6 +7,7 @@ pytest_plugins = [
     "fixtures.ssh",
     "fixtures.rdma",
     "fixtures.nccl",
+    "fixtures.slurm",
     "fixtures.s3",
     "fixtures.unfit",
     "fixtures.soak",

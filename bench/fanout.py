@@ -23,6 +23,7 @@ Usage (root, from the repository)::
     .venv/bin/python bench/fanout.py                  # own 32-node sandbox, torn down at the end
     .venv/bin/python bench/fanout.py --nodes 8 --runs 3
     .venv/bin/python bench/fanout.py --cluster my-cluster.yaml
+    .venv/bin/python bench/fanout.py --slurm          # facts through one srun step vs the SSH pool, 8 and 32 nodes
 
 pdsh and ssh reach the nodes through an ssh_config written from the inventory (strict host keys with the
 inventory's known_hosts, its key, its jump host), passed to pdsh with ``PDSH_SSH_ARGS_APPEND="-F <config>"``.
@@ -210,7 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--state-dir", type=Path, default=Path("/tmp/cp-fanout-bench"), help="sandbox state directory")
     ap.add_argument("--subnet", default="192.168.89", help="sandbox /24 (first three octets)")
     ap.add_argument("--prefix", default="cpf_", help="sandbox namespace/interface prefix")
+    ap.add_argument("--slurm", action="store_true",
+                    help="instead: node facts through one srun step vs the SSH pool at 8 and 32 nodes (bench/fanout_slurm.py)")
     args = ap.parse_args(argv)
+    if args.slurm:
+        from fanout_slurm import main as slurm_main
+
+        return slurm_main(["--runs", str(args.runs)])
     for tool in ("ssh", "pdsh"):
         if shutil.which(tool) is None:
             print(f"fanout: {tool} is not installed (apt-get install openssh-client pdsh)", file=sys.stderr)

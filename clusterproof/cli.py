@@ -1,9 +1,10 @@
 """``clusterproof``: the sandbox, the demo, reports, and the reference credentials service.
 
-    clusterproof sandbox up [--nodes 4]      start N nodes + a real Ceph RGW + the credentials service
+    clusterproof sandbox up [--nodes 4] [--slurm]   start N nodes + a real Ceph RGW + the credentials service (+ Slurm)
     clusterproof sandbox status | down
     clusterproof sandbox fault slow-link node03 [--rail 1] | clear node03 | break-gids node02 [--mode other_index] | stop-sshd node04 ...
     clusterproof sandbox fault hang-link node05 | clear-hang-link node05 | crash-node node02 | corrupt-node node02 | clear-node-fault node02
+    clusterproof sandbox fault stop-slurmd node03 | start-slurmd node03 | drain node02 "bad fan" | resume node02
     clusterproof demo [--nodes 4] [--keep]   sandbox up, every suite against it, reports/latest/, sandbox down
     clusterproof report build reports/<run-id> [--baseline DIR]
     clusterproof report history reports/
@@ -109,16 +110,20 @@ def sandbox_up(
     service_port: int = SERVICE_PORT,
     rail1_subnet: str = "",
     extra_inventory: dict[str, object] | None = None,
+    slurm_ports: tuple[int, int] | None = None,
 ) -> Path:
     """Start the sandbox cluster, RGW and the credentials service; return the inventory path.
 
     Everything started is stopped again when any step fails. Different subnet/prefix/ports/state_dir let two
-    sandboxes (say ``make demo`` and ``make test``) run side by side.
+    sandboxes (say ``make demo`` and ``make test``) run side by side. ``slurm_ports`` (slurmctld, slurmd) also
+    starts a real Slurm and makes srun the inventory's launcher.
     """
     from clusterproof.sandbox import cluster, rgw
+    from clusterproof.sandbox.slurm import SlurmPorts
 
     t0 = time.monotonic()
-    sbx = cluster.up(nodes=nodes, state_dir=state_dir, subnet=subnet, prefix=prefix, rail1_subnet=rail1_subnet,
+    ports = SlurmPorts(*slurm_ports) if slurm_ports else None
+    sbx = cluster.up(nodes=nodes, state_dir=state_dir, subnet=subnet, prefix=prefix, slurm=ports, rail1_subnet=rail1_subnet,
                      extra_inventory=extra_inventory)
     try:
         if with_storage:
@@ -142,7 +147,8 @@ def sandbox_up(
     except BaseException:
         sandbox_down(state_dir)
         raise
-    print(f"sandbox: {len(sbx.nodes)} nodes{' + RGW' if with_storage else ''} up in {time.monotonic() - t0:.1f} s")
+    extras = (" + RGW" if with_storage else "") + (" + Slurm (srun --mpi=pmix)" if ports else "")
+    print(f"sandbox: {len(sbx.nodes)} nodes{extras} up in {time.monotonic() - t0:.1f} s")
     for n in sbx.nodes:
         print(f"  {n.name}  {n.ip}")
     print(f"inventory: {sbx.inventory_path}")
@@ -164,10 +170,12 @@ def sandbox_down(state_dir: Path) -> None:
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from clusterproof.sandbox import cluster, fault_fabric, faults
+    from clusterproof.sandbox import slurm as sandbox_slurm
 
     state_dir = _state_dir(args)
     if args.action == "up":
-        sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage, rail1_subnet=args.rail1_subnet or "")
+        sandbox_up(args.nodes, state_dir, with_storage=not args.no_storage, slurm_ports=(6817, 6818) if args.slurm else None,
+                   rail1_subnet=args.rail1_subnet or "")
     elif args.action == "down":
         sandbox_down(state_dir)
     elif args.action == "status":
@@ -188,34 +196,68 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             "restore-gids": lambda: faults.restore_gid_table(sbx, node),
             "stop-sshd": lambda: faults.stop_sshd(sbx, node),
             "start-sshd": lambda: faults.start_sshd(sbx, node),
-            "flaky": lambda: faults.flaky(sbx, node, float(args.value if args.value is not None else 0.2)),
+            "flaky": lambda: faults.flaky(sbx, node, float(args.value[0]) if args.value else 0.2),
             "clear-flaky": lambda: faults.clear_flaky(sbx, node),
-            "slow-node": lambda: faults.slow_node(sbx, node, float(args.value if args.value is not None else 1.5),
+            "slow-node": lambda: faults.slow_node(sbx, node, float(args.value[0]) if args.value else 1.5,
                                                       parse_size(args.from_size)),
             "clear-slow-node": lambda: faults.clear_slow_node(sbx, node),
+            "stop-slurmd": lambda: sandbox_slurm.stop_slurmd(sbx, node),
+            "start-slurmd": lambda: sandbox_slurm.start_slurmd(sbx, node),
+            "drain": lambda: sandbox_slurm.drain(sbx, node, " ".join(args.value) or "clusterproof sandbox fault"),
+            "resume": lambda: sandbox_slurm.resume(sbx, node),
         }
         print(actions[kind]())  # each fault says what it actually applied
     return 0
 
 
-def run_suites(inventory: Path, extra: Sequence[str] = (), reports_dir: str = "reports") -> int:
-    """Run every suite against ``inventory`` in a child pytest; return its exit code."""
-    cmd = [sys.executable, "-m", "pytest", "suites", "--cluster", str(inventory), "--reports-dir", reports_dir, "-p", "no:cacheprovider", *extra]
+def run_suites(inventory: Path, extra: Sequence[str] = (), reports_dir: str = "reports", paths: Sequence[str] = ("suites",)) -> int:
+    """Run the suites (``paths``) against ``inventory`` in a child pytest; return its exit code."""
+    cmd = [sys.executable, "-m", "pytest", *paths, "--cluster", str(inventory), "--reports-dir", reports_dir, "-p", "no:cacheprovider", *extra]
     print("+ " + " ".join(cmd), flush=True)
     return subprocess.call(cmd)
 
 
+def _launcher_rows(runs: Sequence[Path]) -> list[str]:
+    """One line per (run, launcher): how many network rows it produced and how many passed."""
+    import pandas as pd
+
+    lines = []
+    for run in runs:
+        path = run / "results.parquet"
+        if not path.is_file():
+            continue
+        df = pd.read_parquet(path)
+        for launcher, rows in (df.groupby("launcher") if len(df) else []):
+            passed = int((rows["verdict"] == "pass").sum()) if "verdict" in rows else 0
+            lines.append(f"  {launcher:<7} {len(rows):>4} rows, {passed:>4} pass   {run / 'index.html'}")
+    return lines
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
-    inventory = sandbox_up(args.nodes, state_dir)
+    with_slurm = os.access("/usr/sbin/slurmctld", os.X_OK) and not args.no_slurm
+    inventory = sandbox_up(args.nodes, state_dir, slurm_ports=(6817, 6818) if with_slurm else None)
+    reports = Path("reports")
+    before = {p.name for p in reports.iterdir()} if reports.is_dir() else set()
     try:
+        rc = 0
+        if with_slurm:  # the network suite once through mpirun; then every suite through srun (reports/latest)
+            doc = yaml.safe_load(inventory.read_text())
+            doc["nccl_tests"]["launcher"] = "mpirun"
+            mpirun_inventory = inventory.with_name("inventory-mpirun.yaml")
+            mpirun_inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+            rc = run_suites(mpirun_inventory, args.pytest_args or [], paths=["suites/network"])
         # Node and storage tests spread over the workers; fabric tests stay together on one (xdist_group).
-        rc = run_suites(inventory, args.pytest_args or ["-n", "auto"])
+        rc = run_suites(inventory, args.pytest_args or ["-n", "auto"]) or rc
     finally:
         if not args.keep:
             sandbox_down(state_dir)
-    latest = Path("reports/latest")
+    latest = reports / "latest"
     print(f"\nreport: {latest / 'index.html'}\nsummary: {latest / 'summary.md'}")
+    if with_slurm and reports.is_dir():
+        runs = sorted(p for p in reports.iterdir() if p.name not in before and p.is_dir() and not p.is_symlink())
+        print("network rows by launcher (the launcher column of each run's results.parquet / results.csv):")
+        print("\n".join(_launcher_rows(runs)))
     print("(numbers come from the sandbox's CPU stand-in for nccl-tests, not from GPUs)")
     return rc
 
@@ -266,15 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--no-storage", action="store_true", help="nodes only, no RGW")
     up.add_argument("--rail1-subnet", default=None, help="a second rail on this /24 (e.g. 192.168.78): eth1 on a second bridge")
+    up.add_argument("--slurm", action="store_true", help="also a real Slurm: munged, slurmctld on node01, slurmd on every node")
     sba.add_parser("down")
     sba.add_parser("status")
     fault = sba.add_parser("fault", help="inject or clear a fault on one node")
     fault.add_argument("kind", choices=["slow-link", "clear-slow-link", "break-gids", "restore-gids", "stop-sshd", "start-sshd",
                                         "hang-link", "clear-hang-link", "crash-node", "corrupt-node", "clear-node-fault",
-                                        "flaky", "clear-flaky", "slow-node", "clear-slow-node"])
+                                        "flaky", "clear-flaky", "slow-node", "clear-slow-node",
+                                        "stop-slurmd", "start-slurmd", "drain", "resume"])
     fault.add_argument("node")
-    fault.add_argument("value", nargs="?", default=None,
-                       help="flaky: probability per run (default 0.2); slow-node: factor (default 1.5)")
+    fault.add_argument("value", nargs="*", default=[],
+                       help="flaky: probability per run (default 0.2); slow-node: factor (default 1.5); "
+                            "drain: the reason Slurm records")
     fault.add_argument("--from-size", default="0", help="slow-node: slow only sizes from this up (a dip there), e.g. 1M")
     fault.add_argument("--mode", default="no_rocev2", choices=["no_rocev2", "other_index"])
     fault.add_argument("--rate", default="160mbit", help="slow-link rate (tc); 160mbit is ~0.02 GB/s")
@@ -285,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="sandbox up, every suite, reports/latest/, sandbox down")
     demo.add_argument("--nodes", type=int, default=4)
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
+    demo.add_argument("--no-slurm", action="store_true", help="no Slurm: every suite through mpirun only")
     demo.add_argument("--state-dir", default=None)
     demo.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     demo.set_defaults(func=_cmd_demo)

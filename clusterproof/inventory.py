@@ -46,6 +46,7 @@ from clusterproof.network.reference_config import (
     read_network_checks,
     read_references,
 )
+from clusterproof.slurm_settings import SlurmSettings, allocation_nodes, read_slurm
 from clusterproof.thresholds import COLLECTIVES, Thresholds, read_thresholds
 
 _HCA_RE = re.compile(r"^[A-Za-z0-9_.-]+(?::\d+)?$")
@@ -168,6 +169,8 @@ class Inventory:
     #: soak checks (``network_checks:``); see :mod:`clusterproof.network.reference_config`.
     references: ReferenceSettings = field(default_factory=ReferenceSettings)
     network_checks: NetworkChecks = field(default_factory=NetworkChecks)
+    #: The ``slurm:`` section (partition, account, reservation, constraints, GRES, nodes from the allocation).
+    slurm: SlurmSettings | None = None
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -342,21 +345,36 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
 
 
 _TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file", "references",
-        "network_checks", "localize", "node_collectives", "rails"}
+        "network_checks", "slurm", "localize", "node_collectives", "rails"}
 
 
-def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
+def _allocation_nodes(r: FieldReader, slurm: SlurmSettings, environ: Mapping[str, str], ssh_user: str) -> tuple[Node, ...]:
+    """The allocation's nodes, reached over SSH by their Slurm names."""
+    return tuple(Node(name=n, host=n, user=ssh_user, slots=slurm.slots_per_node) for n in allocation_nodes(r, environ))
+
+
+def parse_inventory(data: Any, source: str = "<memory>", environ: Mapping[str, str] | None = None) -> Inventory:
     """Validate a parsed YAML document and return the inventory.
+
+    ``environ`` (default ``os.environ``) is read only for ``slurm.from_allocation``: the nodes then come from
+    ``SLURM_JOB_NODELIST`` instead of ``nodes:``.
 
     Raises:
         InventoryError: with one message per problem, each naming the field.
     """
     r = FieldReader()
-    top = r.mapping(data, "", _TOP, {"nodes"})
+    env = os.environ if environ is None else environ
+    raw_slurm = data.get("slurm") if isinstance(data, dict) else None
+    from_alloc = isinstance(raw_slurm, dict) and raw_slurm.get("from_allocation") is True
+    top = r.mapping(data, "", _TOP, set() if from_alloc else {"nodes"})
     ssh = _read_ssh(r, top.get("ssh"))
+    slurm = read_slurm(r, top.get("slurm"), env)
+    if from_alloc and top.get("nodes") is not None:
+        r.problem("nodes", "given together with slurm.from_allocation: true (the allocation names the nodes; drop one)")
     inv = Inventory(
         name=r.get(top, "name", "", as_name, Path(source).stem if source != "<memory>" else "cluster"),
-        nodes=_read_nodes(r, top.get("nodes"), ssh.user) if "nodes" in top else (),
+        nodes=(_allocation_nodes(r, slurm, env, ssh.user) if slurm is not None and slurm.from_allocation
+               else _read_nodes(r, top.get("nodes"), ssh.user) if "nodes" in top else ()),
         ssh=ssh,
         network=_read_network(r, top.get("network")),
         nccl_tests=_read_nccl(r, top.get("nccl_tests")),
@@ -370,7 +388,12 @@ def parse_inventory(data: Any, source: str = "<memory>") -> Inventory:
         rails=read_rails(r, top.get("rails"), COLLECTIVES),
         references=read_references(r, top.get("references"), source),
         network_checks=read_network_checks(r, top.get("network_checks")),
+        slurm=slurm,
     )
+    if slurm is not None and slurm.exclude:  # excluded nodes (e.g. the last run's unfit ones) are not tested either
+        inv = _replace(inv, nodes=tuple(n for n in inv.nodes if n.name not in set(slurm.exclude)))
+        if not inv.nodes and not r.problems:
+            r.problem("slurm.exclude", "leaves no node to test")
     if r.problems:
         raise InventoryError(source, r.problems)
     return inv

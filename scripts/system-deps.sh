@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages the sandbox cluster, the real RGW and the report check need, when missing.
+# Install the Debian packages the sandbox cluster (with Slurm 22.05: munge, slurmctld, slurmd, slurm-client),
+# the real RGW and the report check need, when missing.
 # Idempotent: does nothing when every binary is present. Needs root (apt-get).
 set -euo pipefail
 declare -A need=(
@@ -7,6 +8,7 @@ declare -A need=(
   [/usr/bin/mpicc]=libopenmpi-dev [/usr/sbin/ip]=iproute2 [/usr/sbin/tc]=iproute2
   [/usr/bin/ceph-mon]=ceph-mon [/usr/bin/ceph-osd]=ceph-osd [/usr/bin/radosgw]=radosgw
   [/usr/bin/ceph]=ceph-common [/usr/bin/pdsh]=pdsh [/usr/bin/chromium]=chromium
+  [/usr/sbin/munged]=munge [/usr/sbin/slurmctld]=slurmctld [/usr/sbin/slurmd]=slurmd [/usr/bin/srun]=slurm-client
 )
 missing=()
 for bin in "${!need[@]}"; do [[ -x "$bin" ]] || missing+=("${need[$bin]}"); done

@@ -33,7 +33,9 @@ def test_srun_carries_values_with_commas_through_env() -> None:
     argv = launcher_argv(inv, "all_gather", inv.nodes, env)  # type: ignore[attr-defined]
     assert argv[:3] == ["env", "NCCL_DEBUG_SUBSYS=INIT,NET", "NCCL_IB_HCA==mlx5_0:1,mlx5_1:1"]
     assert argv[3:9] == ["srun", "-N", "2", "--ntasks-per-node=8", "--mpi=pmix", "--nodelist=node01,node02"]
-    assert "--export=ALL" in argv and argv[argv.index("--export=ALL") + 1] == "./build/all_gather_perf"
+    # then the step's own options (labelled output, one failing rank ends the step, Slurm's time limit), the binary
+    options = argv[argv.index("--export=ALL") + 1 : argv.index("./build/all_gather_perf")]
+    assert options == ["--label", "--kill-on-bad-exit=1", "--time=16"]
 
 
 def test_srun_needs_equal_slots() -> None:

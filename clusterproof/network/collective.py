@@ -24,7 +24,7 @@ from pathlib import Path
 
 from clusterproof.errors import ClusterproofError, ParseError
 from clusterproof.inventory import Inventory, Node, SweepSpec
-from clusterproof.network import nccl, nccl_debug
+from clusterproof.network import nccl, nccl_debug, srun_job
 from clusterproof.network.launch import HostSlot, Mpirun, NcclTestsCommand, Srun, render
 from clusterproof.nodes.ssh import CommandResult, SshPool
 from clusterproof.redact import redact
@@ -108,7 +108,10 @@ def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: M
         slots = {n.slots for n in nodes}
         if len(slots) != 1:
             raise ClusterproofError(f"{inv.source}: srun needs the same slots on every node, got {sorted(slots)}")
-        srun = Srun(nodes=len(nodes), ntasks_per_node=slots.pop(), env={}, nodelist=[n.name for n in nodes]).argv(cmd)
+        slurm = inv.slurm
+        srun = Srun(nodes=len(nodes), ntasks_per_node=slots.pop(), env={}, nodelist=[n.name for n in nodes],
+                    mpi=slurm.mpi if slurm else "pmix", srun=slurm.srun if slurm else "srun",
+                    extra_args=tuple(srun_job.srun_job_options(slurm, env.get(JOB_MARKER), settings.timeout_s))).argv(cmd)
         return ["env", *(f"{k}={v}" for k, v in env.items()), *srun] if env else srun
     mca = {**settings.mca, **(extra_mca or {})}
     return Mpirun(hosts=[HostSlot(n.host, n.slots) for n in nodes], env=env, mca=mca, mpirun=settings.mpirun).argv(cmd)
@@ -246,8 +249,20 @@ class CollectiveRunner:
             result = self.pool.run(job.nodes[0], job.command, timeout=timeout)
         finally:
             if result is None or result.timed_out or not result.ok:
+                if self.inventory.nccl_tests.launcher == "srun":
+                    errors += self._cancel_srun(job)
                 errors += self._kill_job(job.job_id, job.nodes)
         return result, errors
+
+    def _cancel_srun(self, job: _Job) -> list[str]:
+        """scancel the job's srun step (and its job, outside an allocation) and wait until squeue lists neither."""
+        try:
+            res = self.pool.run(job.nodes[0], srun_job.cancel_command(job.job_id), timeout=30)
+        except ClusterproofError as e:
+            return [f"{job.nodes[0]}: could not scancel job {job.job_id}: {e}"]
+        left = [line for line in res.stdout.splitlines() if line.startswith("left:")]
+        log.info("%s: %s", job.nodes[0], res.stdout.strip())
+        return [f"{job.nodes[0]}: Slurm still lists job {job.job_id} after scancel ({left[0]})"] if left else []
 
     def _collect(self, job: _Job, result: CommandResult | None, seconds: float, errors: list[str]) -> CollectiveResult:
         """Fetch the launcher log and the NCCL debug files, remove the scratch directories, keep and parse."""

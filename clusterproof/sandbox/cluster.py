@@ -32,6 +32,7 @@ from clusterproof.errors import InventoryError, SandboxError
 from clusterproof.inventory import parse_inventory
 from clusterproof.sandbox import nodes as build
 from clusterproof.sandbox import procs
+from clusterproof.sandbox import slurm as sandbox_slurm
 from clusterproof.sandbox.nodes import COLLECTIVES, SSHD
 from clusterproof.sandbox.state import (
     SandboxCluster,
@@ -153,7 +154,7 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _inventory_doc(c: SandboxCluster, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+def _inventory_doc(c: SandboxCluster, extra: Mapping[str, Any] | None, with_slurm: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": "sandbox",
         "standin": True,
@@ -173,17 +174,22 @@ def _inventory_doc(c: SandboxCluster, extra: Mapping[str, Any] | None) -> dict[s
     if c.rail1_subnet:  # one rank per node on one rail: the stand-in's MPI traffic kept to that rail's interface
         doc["rails"] = {"collective": "all_reduce", "min_busbw": {"4M": RAIL_MIN_BUSBW_GBS},
                         "rails": [{"name": f"rail{r}", "mca": {"btl_tcp_if_include": f"eth{r}"}} for r in range(2)]}
+    if with_slurm:  # collectives through srun --mpi=pmix, in the sandbox's one partition
+        doc["nccl_tests"]["launcher"] = "srun"
+        doc["slurm"] = {"partition": sandbox_slurm.PARTITION, "mpi": "pmix"}
     return _merge(doc, extra or {})
 
 
 def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.168.77", prefix: str = "cp_",
-       extra_inventory: Mapping[str, Any] | None = None, rail1_subnet: str = "") -> SandboxCluster:
+       extra_inventory: Mapping[str, Any] | None = None, slurm: sandbox_slurm.SlurmPorts | None = None,
+       rail1_subnet: str = "") -> SandboxCluster:
     """Bring up a sandbox of ``nodes`` nodes and return it (also written to ``<state_dir>/state.json``,
     with the seconds each step took in ``timings_s``).
 
-    ``extra_inventory`` is merged into the inventory (mappings deep-merged, other values replaced).
-    ``rail1_subnet`` (a /24) adds a second rail: a second bridge and an ``eth1`` on every node, and a ``rails``
-    section in the inventory (rail0 = eth0, rail1 = eth1).
+    ``extra_inventory`` is merged into the inventory (mappings deep-merged, other values replaced). ``slurm``
+    (its ports) also starts a real Slurm (:mod:`clusterproof.sandbox.slurm`) and makes ``srun`` the inventory's
+    launcher. ``rail1_subnet`` (a /24) adds a second rail: a second bridge and an ``eth1`` on every node, and a
+    ``rails`` section in the inventory (rail0 = eth0, rail1 = eth1).
 
     Raises:
         SandboxError: not root; a tool is missing (naming its Debian package); a sandbox is already up
@@ -192,6 +198,8 @@ def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.1
     """
     require_root()
     _check_host()
+    if slurm is not None:
+        sandbox_slurm.check_host()
     c = _plan(nodes, Path(state_dir), subnet, prefix, rail1_subnet)
     existing = read_state(c.state_dir)
     if existing is not None:
@@ -200,7 +208,7 @@ def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.1
     if c.state_dir.exists() and any(c.state_dir.iterdir()):
         raise SandboxError(f"{c.state_dir} exists, is not empty and holds no sandbox: pick another state dir")
     _check_free(c)
-    doc = _inventory_doc(c, extra_inventory)
+    doc = _inventory_doc(c, extra_inventory, with_slurm=slurm is not None)
     try:
         parse_inventory(doc, str(c.inventory_path))
     except InventoryError as e:
@@ -219,12 +227,17 @@ def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.1
 
     def write_files() -> None:
         build.write_files(c)
+        if slurm is not None:  # before the nodes start: node_init.sh binds its etc over /etc/slurm
+            sandbox_slurm.write_files(c, slurm)
         compiler.append(build.start_compile(c))  # overlaps the node start-up
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir; left for other sshds
 
     def start_nodes() -> None:
         build.start_nodes(c)
         write_state(c, "starting")  # now with the pids
+
+    def start_slurm() -> None:
+        sandbox_slurm.start(c)
 
     def write_inventory() -> None:
         header = "# Written by `clusterproof sandbox up`. Numbers from this cluster come from the CPU stand-in for nccl-tests.\n"
@@ -237,6 +250,7 @@ def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.1
         ("wait for sshd", lambda: build.wait_for_sshd(c.nodes)),
         ("ssh logins", lambda: build.check_logins(c)),
         ("compile stand-in", lambda: build.finish_compile(c, compiler[0])),
+        *([("start slurm", start_slurm)] if slurm is not None else []),
         ("inventory", write_inventory),
     ]
     step = steps[0][0]
@@ -336,5 +350,8 @@ def status(state_dir: Path = DEFAULT_STATE_DIR) -> dict[str, Any]:
 
     checked = procs.parallel(check, c.nodes, workers=16)
     healthy = raw.get("status") == "up" and all(n["sshd_alive"] and n["port_answers"] for n in checked)
-    return {"state_dir": str(c.state_dir), "status": raw.get("status", "unknown"), "up": healthy, "bridge": c.bridge,
-            "subnet": c.subnet, "inventory": str(c.inventory_path), "nodes": checked}
+    out = {"state_dir": str(c.state_dir), "status": raw.get("status", "unknown"), "up": healthy, "bridge": c.bridge,
+           "subnet": c.subnet, "inventory": str(c.inventory_path), "nodes": checked}
+    if sandbox_slurm.enabled(c):
+        out["slurm"] = sandbox_slurm.status(c)
+    return out

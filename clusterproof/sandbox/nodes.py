@@ -34,6 +34,10 @@ NODE_ENV = {
     # A run with a failing rank (#wrong > 0 exits 7) otherwise takes ~4 s more to end: orted waits
     # 1 s at each step between SIGTERM and SIGKILL of the ranks it is tearing down.
     "OMPI_MCA_odls_base_sigkill_timeout": "0",
+    # srun --mpi=pmix: about one direct launch in ten crashed in MPI_Init here (SIGSEGV at address nil, before the
+    # first line of output) under load; the signature of PMIx's shared-memory data store (gds ds21) crashing
+    # (openpmix/openpmix#1114, open-mpi/ompi#7335). The hash store is PMIx's documented workaround.
+    "PMIX_MCA_gds": "hash",
 }
 
 

@@ -21,14 +21,14 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENV = {"PATH": PATH, "LANG": "C.UTF-8"}
 
 
-def run(argv: list[str], step: str, *, stdin: str | None = None, timeout: float = 30.0) -> str:
-    """Run a local command; return its stdout.
+def run(argv: list[str], step: str, *, stdin: str | None = None, timeout: float = 30.0, env: dict[str, str] | None = None) -> str:
+    """Run a local command (environment :data:`ENV`, or ``env``); return its stdout.
 
     Raises:
         SandboxError: naming the step, the command, its exit code and its stderr.
     """
     try:
-        p = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, env=ENV)
+        p = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, env=env or ENV)
     except subprocess.TimeoutExpired:
         raise SandboxError(f"{step}: `{shlex.join(argv)}` did not finish within {timeout:g} s") from None
     except OSError as e:

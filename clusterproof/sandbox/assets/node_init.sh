@@ -57,6 +57,8 @@ mount --bind "$d/ib" /sys/class/infiniband
 mount --bind "$state/hosts" /etc/hosts
 mount --bind "$state/ssh_config" /etc/ssh/ssh_config
 mount --bind "$state/home" /root
+# A sandbox with Slurm: its slurm.conf at the default path (/etc/slurm), as on a real cluster node.
+if [ -d "$state/slurm/etc" ] && [ -d /etc/slurm ]; then mount --bind "$state/slurm/etc" /etc/slurm; fi
 
 # A private /tmp, as real nodes have (OpenMPI session dirs, per-node scratch). The state dir
 # stays visible at its own path on every node, playing the shared NFS directory.
