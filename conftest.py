@@ -11,5 +11,6 @@ pytest_plugins = [
     "fixtures.slurm",
     "fixtures.storage_gate",  # before fixtures.s3, which imports it
     "fixtures.s3",
+    "fixtures.unfit",
     "fixtures.soak",
 ]

@@ -1,8 +1,12 @@
 """A sweep launched through the suite vs the same mpirun command run by hand (target: at most 1.05x).
 
-"By hand" is what an engineer types: ``ssh <head> 'cd /tmp && mpirun ...'`` with OpenSSH. "Through the suite" is
-``CollectiveRunner.run`` (reused paramiko connection, scratch dir, log fetch, debug-file fetch, cleanup).
-Both run the identical launcher argv; runs alternate so that drift hits both; medians of --repeat runs.
+"By hand" is the engineer's way: ``ssh <head> '<command>'`` with OpenSSH, a fresh connection each time.
+"Through the suite" is ``CollectiveRunner.run`` (reused paramiko connection, scratch dir, log fetch, cleanup).
+Like with like: both sides run the *same* shell command, taken from the runner itself
+(``CollectiveRunner.command_for``: the same launcher argv, the same exported environment and job marker, the
+same scratch directory and log redirection), and NCCL debug files are off on both sides (the suite would
+otherwise create and fetch per-rank files that the hand-run never has). Runs alternate so that drift hits
+both; medians of --repeat runs. Exits 1 when the ratio misses the target.
 
     python bench/sweep.py                       # brings up its own 4-node sandbox (root), tears it down after
     python bench/sweep.py --cluster inv.yaml    # an existing cluster or sandbox inventory
@@ -11,6 +15,8 @@ Both run the identical launcher argv; runs alternate so that drift hits both; me
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shlex
 import statistics
 import subprocess
 import sys
@@ -19,16 +25,16 @@ import time
 from pathlib import Path
 
 from clusterproof.inventory import Inventory, load_inventory
-from clusterproof.network.collective import CollectiveRunner, launcher_argv
-from clusterproof.network.launch import render
+from clusterproof.network.collective import CollectiveRunner
 from clusterproof.nodes.openssh_config import openssh_config
 from clusterproof.nodes.ssh import SshPool
 
 
-def by_hand(inv: Inventory, ssh_config: Path | None, collective: str) -> float:
+def by_hand(runner: CollectiveRunner, inv: Inventory, ssh_config: Path | None, collective: str) -> float:
     head = inv.nodes[0]
-    cmd = render(launcher_argv(inv, collective, inv.nodes, dict(inv.nccl_tests.env)))
-    ssh = ["ssh"] + (["-F", str(ssh_config)] if ssh_config else []) + ["-p", str(head.port), f"{head.user}@{head.host}", f"cd /tmp && {cmd} > /dev/null"]
+    scratch, cmd = runner.command_for(collective, list(inv.nodes))  # the very command the suite launches
+    ssh = ["ssh"] + (["-F", str(ssh_config)] if ssh_config else []) + ["-p", str(head.port), f"{head.user}@{head.host}",
+                                                                       f"{cmd}; rc=$?; rm -rf {shlex.quote(scratch)}; exit $rc"]
     t0 = time.monotonic()
     subprocess.run(ssh, check=True)
     return time.monotonic() - t0
@@ -49,6 +55,8 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--collective", default="all_reduce")
+    ap.add_argument("--subnet", default="192.168.83", help="own sandbox: its /24")
+    ap.add_argument("--prefix", default="cpb_", help="own sandbox: its name prefix")
     args = ap.parse_args()
 
     sandbox_dir = None
@@ -59,20 +67,22 @@ def main() -> int:
         from clusterproof.sandbox import cluster
 
         sandbox_dir = Path(tempfile.mkdtemp(prefix="cp-bench-sweep-"))
-        sbx = cluster.up(nodes=args.nodes, state_dir=sandbox_dir, prefix="cpb_", subnet="192.168.83")
+        sbx = cluster.up(nodes=args.nodes, state_dir=sandbox_dir, prefix=args.prefix, subnet=args.subnet)
         inv_path, ssh_config = sbx.inventory_path, sbx.ssh_config
     try:
         inv = load_inventory(inv_path)
+        inv = dataclasses.replace(inv, nccl_tests=dataclasses.replace(inv.nccl_tests, debug="off"))  # both sides alike
         if ssh_config is None:  # the inventory's key, known_hosts and jump host, as OpenSSH options
             ssh_config = Path(tempfile.mkdtemp(prefix="cp-bench-ssh-")) / "ssh_config"
             ssh_config.write_text(openssh_config(inv))
         with SshPool.from_inventory(inv) as pool, tempfile.TemporaryDirectory() as logs:
             runner = CollectiveRunner(pool, inv, "bench", Path(logs), lock_dir=Path(logs))
             through_suite(runner, inv, args.collective)  # warm-up: connections open, page cache warm
-            by_hand(inv, ssh_config, args.collective)
+            by_hand(runner, inv, ssh_config, args.collective)
+            print(f"both sides run: {runner.command_for(args.collective, list(inv.nodes))[1]}")
             hand, suite = [], []
             for _ in range(args.repeat):
-                hand.append(by_hand(inv, ssh_config, args.collective))
+                hand.append(by_hand(runner, inv, ssh_config, args.collective))
                 suite.append(through_suite(runner, inv, args.collective))
         h, s = statistics.median(hand), statistics.median(suite)
         sweep = inv.nccl_tests.sweep
@@ -86,7 +96,7 @@ def main() -> int:
             from clusterproof.sandbox import cluster
 
             cluster.down(sandbox_dir)
-    return 0
+    return 0 if ratio <= 1.05 else 1
 
 
 if __name__ == "__main__":

@@ -33,6 +33,14 @@ from clusterproof.fields import (
     one_of,
 )
 from clusterproof.inventory_storage import PerformanceSettings, read_command, read_performance
+from clusterproof.localize_settings import (
+    LocalizeSettings,
+    NodeCollectiveSettings,
+    RailSettings,
+    read_localize,
+    read_node_collectives,
+    read_rails,
+)
 from clusterproof.network.reference_config import (
     NetworkChecks,
     ReferenceSettings,
@@ -168,6 +176,9 @@ class Inventory:
     env_file: Path | None = None
     #: What a healthy node looks like (``health:``; every default suits an 8-GPU H100/H200 node).
     health: HealthSettings = field(default_factory=HealthSettings)
+    localize: LocalizeSettings = field(default_factory=LocalizeSettings)
+    node_collectives: NodeCollectiveSettings | None = None
+    rails: RailSettings | None = None
     #: Reference files per fabric class (``references:``) and the limits of the shape, outlier, line-rate and
     #: soak checks (``network_checks:``); see :mod:`clusterproof.network.reference_config`.
     references: ReferenceSettings = field(default_factory=ReferenceSettings)
@@ -357,7 +368,7 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
 
 
 _TOP = {"name", "nodes", "ssh", "network", "nccl_tests", "thresholds", "storage", "standin", "env_file", "references",
-        "network_checks", "slurm", "health"}
+        "network_checks", "slurm", "health", "localize", "node_collectives", "rails"}
 
 
 def _allocation_nodes(r: FieldReader, slurm: SlurmSettings, environ: Mapping[str, str], ssh_user: str) -> tuple[Node, ...]:
@@ -395,6 +406,9 @@ def parse_inventory(data: Any, source: str = "<memory>", environ: Mapping[str, s
         source=source,
         standin=r.get(top, "standin", "", as_bool, False),
         env_file=r.get(top, "env_file", "", as_path, None),  # type: ignore[arg-type]
+        localize=read_localize(r, top.get("localize")),
+        node_collectives=read_node_collectives(r, top.get("node_collectives"), COLLECTIVES),
+        rails=read_rails(r, top.get("rails"), COLLECTIVES),
         references=read_references(r, top.get("references"), source),
         network_checks=read_network_checks(r, top.get("network_checks")),
         health=read_health(r, top.get("health")),

@@ -12,12 +12,15 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ClusterShell.NodeSet import NodeSet
 
 from clusterproof.findings import Criterion, Finding, Status
 
 UNFIT_FILE = "unfit_nodes.txt"
+HOSTLIST_FILE = "unfit_hostlist.txt"
+DRAIN_FILE = "drain_command.txt"
 
 #: Criteria whose failure on a node means "leave this node out of the next run".
 UNFIT_CRITERIA: frozenset[Criterion] = frozenset({
@@ -71,3 +74,38 @@ def drain_command(unfit: Iterable[UnfitNode]) -> str | None:
     first = items[0]
     why = _one_line(f"clusterproof: {first.node}: {first.reasons[0]}" + (f" (+{len(items) - 1} more nodes)" if len(items) > 1 else ""), 120)
     return f"scontrol update nodename={hostlist(u.node for u in items)} state=drain reason={shlex.quote(why)}"
+
+
+@dataclass(frozen=True)
+class ExcludeList:
+    """What :func:`write_exclude_list` wrote: the unfit nodes, their hostlist and the drain line."""
+
+    path: Path
+    unfit: tuple[UnfitNode, ...]
+    hostlist: str
+    drain: str | None
+
+    def lines(self) -> list[str]:
+        """What a person reads at the end of the run."""
+        if not self.unfit:
+            return [f"exclude list: no unfit node ({self.path})"]
+        out = [f"exclude list: {self.path} ({len(self.unfit)} node(s))", f"  hostlist: {self.hostlist}"]
+        out += [f"  {u.node}: {'; '.join(u.reasons)}" for u in self.unfit]
+        if self.drain:
+            out.append(f"  to drain them (not run by clusterproof): {self.drain}")
+        return out
+
+
+def write_exclude_list(run_dir: Path, findings: Iterable[Finding]) -> ExcludeList:
+    """Write ``<run_dir>/unfit_nodes.txt``, ``unfit_hostlist.txt`` and ``drain_command.txt`` (the last two empty
+    when every node is fit) from the run's findings."""
+    items = tuple(unfit_nodes(findings))
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / UNFIT_FILE
+    path.write_text(render_unfit_file(items))
+    hosts = hostlist(u.node for u in items)
+    drain = drain_command(items)
+    (run_dir / HOSTLIST_FILE).write_text(hosts + ("\n" if hosts else ""))
+    (run_dir / DRAIN_FILE).write_text((drain + "\n") if drain else "")
+    return ExcludeList(path, items, hosts, drain)

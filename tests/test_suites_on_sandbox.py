@@ -164,7 +164,7 @@ def test_slow_node_is_named_and_regresses_against_baseline(sandbox: Sandbox) -> 
     finally:
         faults.clear_slow_link(sandbox.cluster, "node03")
     assert res.returncode == 1, res.stdout[-4000:]
-    assert "slow node(s): node03" in res.stdout, res.stdout[-6000:]
+    assert "all_reduce (slow): bad node(s): node03" in res.stdout, res.stdout[-6000:]
     assert "busbw" in res.stdout and "< threshold" in res.stdout
     assert "REGRESSION against baseline" in res.stdout
     run = assert_one_verdict(sandbox, res, {"networking.collectives", "networking.baseline"})

@@ -1,16 +1,15 @@
-"""Sanity before performance, every violation collected; the slow-node search names the slow node."""
+"""Sanity before performance, every violation collected."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from clusterproof.findings import Criterion, Status
 from clusterproof.inventory import Thresholds
 from clusterproof.network import verdict
-from clusterproof.network.localize import disjoint_pairs, find_slow_nodes
+from clusterproof.network.localize import disjoint_pairs
 from clusterproof.network.verdict import row_verdicts
 
 
@@ -122,31 +121,7 @@ def test_row_verdicts() -> None:
 
 def test_disjoint_pairs() -> None:
     assert disjoint_pairs(["a", "b", "c", "d"]) == [("a", "b"), ("c", "d")]
-    assert disjoint_pairs(["a", "b", "c"]) == [("a", "b"), ("c", "a")]
+    assert disjoint_pairs(["a", "b", "c"]) == [("a", "b")]  # the left-over node is re-paired in round 2
 
 
-@pytest.mark.parametrize("slow", ["n1", "n2", "n3", "n4", "n5"])
-def test_find_slow_nodes_names_the_slow_node(slow: str) -> None:
-    nodes = ["n1", "n2", "n3", "n4", "n5"]
-    calls: list[tuple[str, str]] = []
-
-    def measure(pair: tuple[str, str]) -> float:
-        calls.append(pair)
-        return 0.1 if slow in pair else 1.0
-
-    loc = find_slow_nodes(nodes, measure, limit=0.5)
-    assert loc.slow_nodes == [slow]
-    assert len(calls) <= 3 + 2 * 2  # 3 disjoint pairs + two re-pairings per slow pair (at most 2 slow pairs)
-    assert f"slow node(s): {slow}" in loc.explain()
-
-
-def test_find_slow_nodes_relative_limit_and_all_healthy() -> None:
-    loc = find_slow_nodes(["a", "b", "c", "d"], lambda p: 1.0)
-    assert loc.slow_nodes == [] and "every pair is above the limit" in loc.explain()
-    loc2 = find_slow_nodes(["a", "b", "c", "d"], lambda p: 0.2 if "d" in p else 1.0)
-    assert loc2.slow_nodes == ["d"]
-
-
-def test_find_slow_nodes_everything_slow_is_unresolved() -> None:
-    loc = find_slow_nodes(["a", "b", "c", "d"], lambda p: 0.1, limit=0.5)
-    assert loc.slow_nodes == [] and loc.unresolved == ["a", "b", "c", "d"]
+# The slow-node search itself is tested in tests/test_localize_search.py (every failure kind, links, errors).

@@ -23,6 +23,7 @@ import secrets
 import shlex
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,18 @@ class CollectiveResult:
 
 
 @dataclass(frozen=True)
+class RunRequest:
+    """One collective on one node set, for :meth:`CollectiveRunner.run_many`."""
+
+    collective: str
+    nodes: tuple[Node, ...]
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None
+    sweep: SweepSpec | None = None
+    extra_mca: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class _Job:
     job_id: str
     collective: str
@@ -95,7 +108,8 @@ def _sweep_command(binary: str, sweep: SweepSpec) -> NcclTestsCommand:
     )
 
 
-def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: Mapping[str, str], sweep: SweepSpec | None = None) -> list[str]:
+def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: Mapping[str, str], sweep: SweepSpec | None = None,
+                  extra_mca: Mapping[str, str] | None = None) -> list[str]:
     """The launcher argv for ``collective`` on ``nodes`` in the inventory's own form.
 
     mpirun carries the environment as ``-x NAME=VALUE``. srun's ``--export`` cannot carry a value with a comma
@@ -119,6 +133,7 @@ def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: M
                     mpi=slurm.mpi if slurm else "pmix", srun=slurm.srun if slurm else "srun",
                     extra_args=tuple(srun_job.srun_job_options(slurm, env.get(JOB_MARKER), settings.timeout_s))).argv(cmd)
         return ["env", *(f"{k}={v}" for k, v in env.items()), *srun] if env else srun
+    mca = {**settings.mca, **(extra_mca or {})}
     return Mpirun(hosts=[HostSlot(n.host, n.slots) for n in nodes], env=env, mca=mca, mpirun=settings.mpirun).argv(cmd)
 
 
@@ -170,6 +185,7 @@ class CollectiveRunner:
         extra_env: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
         sweep: SweepSpec | None = None,
+        extra_mca: Mapping[str, str] | None = None,
     ) -> CollectiveResult:
         """Run ``collective`` across ``nodes`` (the first is the head) and return its parsed result.
 
@@ -179,7 +195,7 @@ class CollectiveRunner:
         Raises:
             NodeUnreachable: the head node cannot be reached at all.
         """
-        job = self._prepare(collective, nodes, extra_env, sweep)
+        job = self._prepare(collective, nodes, extra_env, sweep, extra_mca)
         timeout = timeout_s if timeout_s is not None else self.inventory.nccl_tests.timeout_s
         with file_lock(self.lock_dir, f"fabric-{self.inventory.name}"):
             started = time.monotonic()
@@ -187,7 +203,46 @@ class CollectiveRunner:
             seconds = time.monotonic() - started
         return self._collect(job, result, seconds, errors)
 
-    def _prepare(self, collective: str, nodes: Sequence[Node], extra_env: Mapping[str, str] | None, sweep: SweepSpec | None) -> _Job:
+    def run_many(self, requests: Sequence[RunRequest]) -> list[CollectiveResult | ClusterproofError]:
+        """Run several collectives on disjoint node sets at the same time: one round of the bad-node search.
+
+        The fabric lock is held once for the whole round (the runs are meant to share the fabric with each
+        other, never with another test). Returns one item per request, in order: its result, or the error that
+        kept it from starting. A run that times out has its processes ended on every node of its set, as in
+        :meth:`run`.
+        """
+        seen: set[str] = set()
+        for req in requests:
+            names = [n.name for n in req.nodes]
+            if seen & set(names):
+                raise ValueError(f"run_many: node sets overlap on {', '.join(sorted(seen & set(names)))}")
+            seen.update(names)
+        default = self.inventory.nccl_tests.timeout_s
+        jobs = [self._prepare(r.collective, r.nodes, r.extra_env, r.sweep, r.extra_mca) for r in requests]
+
+        def one(item: tuple[_Job, RunRequest]) -> CollectiveResult | ClusterproofError:
+            job, req = item
+            started = time.monotonic()
+            try:
+                result, errors = self._launch(job, req.timeout_s if req.timeout_s is not None else default)
+            except ClusterproofError as e:
+                return e
+            return self._collect(job, result, time.monotonic() - started, errors)
+
+        if not jobs:
+            return []
+        with file_lock(self.lock_dir, f"fabric-{self.inventory.name}"), ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            return list(pool.map(one, zip(jobs, requests, strict=True)))
+
+    def command_for(self, collective: str, nodes: Sequence[Node], extra_env: Mapping[str, str] | None = None,
+                    sweep: SweepSpec | None = None) -> tuple[str, str]:
+        """``(scratch_dir, shell command)`` exactly as :meth:`run` would launch it on the head node (a fresh job id);
+        for benchmarks that compare the suite with the same command run by hand."""
+        job = self._prepare(collective, nodes, extra_env, sweep)
+        return job.scratch, job.command
+
+    def _prepare(self, collective: str, nodes: Sequence[Node], extra_env: Mapping[str, str] | None, sweep: SweepSpec | None,
+                 extra_mca: Mapping[str, str] | None = None) -> _Job:
         settings = self.inventory.nccl_tests
         names = [n.name for n in nodes]
         job_id = f"{collective}-{len(nodes)}n-{secrets.token_hex(3)}"
@@ -199,7 +254,7 @@ class CollectiveRunner:
             env["NCCL_DEBUG_FILE"] = f"{scratch}/nccl.%h.%p.log"  # one file per process, on its own node
         env[JOB_MARKER] = job_id
         env["CLUSTERPROOF_SCRATCH"] = scratch
-        launch = render(launcher_argv(self.inventory, collective, nodes, env, sweep))
+        launch = render(launcher_argv(self.inventory, collective, nodes, env, sweep, extra_mca))
         q = shlex.quote(scratch)
         command = f"mkdir -p {q} && cd {q} && {JOB_MARKER}={shlex.quote(job_id)} {launch} > out.log 2>&1"
         return _Job(job_id, collective, names, scratch, command, debug=settings.debug != "off")
@@ -271,25 +326,33 @@ class CollectiveRunner:
             hosts={n: self.pool.node(n).host for n in job.nodes},
         )
 
-    def _kill_job(self, job_id: str, nodes: Sequence[str]) -> list[str]:
-        """End this job's processes on every node: TERM first (mpirun tears its daemons down), then KILL."""
+    def _kill_job(self, job_id: str, nodes: Sequence[str], grace_s: float = 2.0) -> list[str]:
+        """End this job's processes on every node: TERM first (mpirun tears its daemons down), then KILL whatever
+        is still there after ``grace_s`` (checked every 0.2 s, so a job that ends at once costs no wait)."""
         errors: list[str] = []
-        for signal, pause in (("TERM", 2.0), ("KILL", 0.0)):
-            outcome = self.pool.run_all(_kill_marked_command(job_id, signal), nodes=list(nodes), timeout=30)
-            killed = False
-            for node, res in outcome.items():
+
+        def send(signal: str, targets: Sequence[str]) -> list[str]:
+            """Signal the job's processes on ``targets``; return the nodes where some were found."""
+            found = []
+            for node, res in self.pool.run_all(_kill_marked_command(job_id, signal), nodes=list(targets), timeout=30).items():
                 if isinstance(res, Exception):
                     errors.append(f"{node}: could not clean up job {job_id}: {res}")
                 elif res.stdout.strip():
-                    killed = True
-                    log.info("%s: sent SIG%s to pids %s of job %s", node, signal, res.stdout.split(), job_id)
-            if not killed:
-                return errors
-            time.sleep(pause)
-        time.sleep(0.2)  # SIGKILL is delivered asynchronously
-        for node, res in self.pool.run_all(_kill_marked_command(job_id, "0"), nodes=list(nodes), timeout=30).items():
-            if not isinstance(res, Exception) and res.stdout.strip():
-                errors.append(f"{node}: processes of job {job_id} survived SIGKILL: pids {' '.join(res.stdout.split())}")
+                    found.append(node)
+                    if signal != "0":
+                        log.info("%s: sent SIG%s to pids %s of job %s", node, signal, res.stdout.split(), job_id)
+            return found
+
+        alive = send("TERM", nodes)
+        deadline = time.monotonic() + grace_s
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = send("0", alive)  # signal 0: only lists the processes still there
+        if alive:
+            send("KILL", alive)
+            time.sleep(0.2)  # SIGKILL is delivered asynchronously
+            for node in send("0", alive):
+                errors.append(f"{node}: processes of job {job_id} survived SIGKILL")
         return errors
 
     def _fetch_log(self, head: str, path: str, errors: list[str]) -> str:

@@ -21,7 +21,7 @@ from clusterproof import findings as fd
 from clusterproof.findings import Criterion, Evidence, Finding, Subject
 from clusterproof.network.nccl_debug_model import RankEvidence, TransportReport
 
-DEBUG_OFF_REASON = "debug: off: NCCL's debug logs were not requested (nccl_tests.debug), so the transport was not judged (NCCL WARN lines in stdout still are)"
+DEBUG_OFF_REASON = "debug: off: NCCL's logs were not requested (nccl_tests.debug), so the transport was not judged (NCCL WARN lines in stdout still are)"
 STANDIN_REASON = "stand-in: no NCCL (the sandbox's CPU stand-in for nccl-tests prints no NCCL line)"
 _IB_PLUGIN = re.compile(r"IBext(?:_v\d+)?$")  # the HPC-X verbs plugin (IBext, IBext_v8...): still the IB transport
 _NET_DEV = re.compile(r"via NET/.+?/(\d+)")

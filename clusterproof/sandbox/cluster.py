@@ -64,6 +64,9 @@ def all_reduce_min_busbw_gbs(n_nodes: int) -> float:
     return ALL_REDUCE_MIN_BUSBW_GBS if n_nodes <= 4 else round(ALL_REDUCE_MIN_BUSBW_GBS * 4 / n_nodes, 5)
 
 
+#: Minimum all_reduce busbw (GB/s) at 4M on one rail (one interface per node): measured on 4 nodes with
+#: btl_tcp_if_include=eth0 or eth1, healthy 0.11-0.18 GB/s, with one node's eth1 at 160mbit 0.01 GB/s.
+RAIL_MIN_BUSBW_GBS = 0.04
 _TOOLS = {  # binary -> Debian package that ships it
     "ip": "iproute2", "tc": "iproute2", "unshare": "util-linux", "nsenter": "util-linux",
     "mountpoint": "util-linux", "mount": "mount", "umount": "mount", "ssh-keygen": "openssh-client", "ssh": "openssh-client",
@@ -89,13 +92,21 @@ def _check_host() -> None:
                            "run `usermod -p '*' root` (no password, not locked) and try again")
 
 
-def _plan(nodes: int, state_dir: Path, subnet: str, prefix: str) -> SandboxCluster:
+def _check_subnet(subnet: str, what: str) -> None:
+    m = _SUBNET_RE.match(subnet)
+    if not m or any(int(o) > 255 for o in m.groups()):
+        raise SandboxError(f"{what} must be three octets like 192.168.77 (a /24), got {subnet!r}")
+
+
+def _plan(nodes: int, state_dir: Path, subnet: str, prefix: str, rail1_subnet: str = "") -> SandboxCluster:
     """Check the arguments and name everything up front (also what ``down`` deletes after a failed ``up``)."""
     if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= MAX_NODES:
         raise SandboxError(f"nodes must be an integer from 1 to {MAX_NODES}, got {nodes!r}")
-    m = _SUBNET_RE.match(subnet)
-    if not m or any(int(o) > 255 for o in m.groups()):
-        raise SandboxError(f"subnet must be three octets like 192.168.77 (a /24), got {subnet!r}")
+    _check_subnet(subnet, "subnet")
+    if rail1_subnet:
+        _check_subnet(rail1_subnet, "rail1_subnet")
+        if rail1_subnet == subnet:
+            raise SandboxError(f"rail1_subnet must differ from subnet, both are {subnet}")
     if not _PREFIX_RE.match(prefix):
         raise SandboxError(f"prefix must be 1-8 of a-z, 0-9, '_' starting with a letter (it names netns and links), got {prefix!r}")
     state_dir = Path(os.path.abspath(state_dir))
@@ -104,13 +115,15 @@ def _plan(nodes: int, state_dir: Path, subnet: str, prefix: str) -> SandboxClust
     tag = prefix.replace("_", "")
     members = [
         SandboxNode(name=f"node{i:02d}", ip=f"{subnet}.{10 + i}", netns=f"{prefix}node{i:02d}", sshd_pid=0,
-                    state_dir=state_dir / f"node{i:02d}", veth=f"{tag}v{i:02d}")
+                    state_dir=state_dir / f"node{i:02d}", veth=f"{tag}v{i:02d}",
+                    ip1=f"{rail1_subnet}.{10 + i}" if rail1_subnet else "", veth1=f"{tag}w{i:02d}" if rail1_subnet else "")
         for i in range(1, nodes + 1)
     ]
     return SandboxCluster(state_dir=state_dir, nodes=members, inventory_path=state_dir / "inventory.yaml",
                           bin_dir=state_dir / "bin", key_file=state_dir / "client" / "id_ed25519",
                           known_hosts=state_dir / "known_hosts", ssh_config=state_dir / "ssh_config",
-                          bridge=f"{tag}br0", subnet=subnet, prefix=prefix)
+                          bridge=f"{tag}br0", subnet=subnet, prefix=prefix,
+                          rail1_subnet=rail1_subnet, bridge1=f"{tag}br1" if rail1_subnet else "")
 
 
 def _links() -> dict[str, dict[str, Any]]:
@@ -121,10 +134,11 @@ def _links() -> dict[str, dict[str, Any]]:
 def _check_free(c: SandboxCluster) -> None:
     """Raise SandboxError when a name or the subnet is taken (another sandbox, or a leftover)."""
     links = _links()
-    taken = [f"link {n}" for n in [c.bridge, *(x.veth for x in c.nodes)] if n in links]
+    names = [c.bridge, c.bridge1, *(x.veth for x in c.nodes), *(x.veth1 for x in c.nodes)]
+    taken = [f"link {n}" for n in names if n and n in links]
     taken += [f"netns {x.netns}" for x in c.nodes if os.path.exists(f"/run/netns/{x.netns}")]
-    taken += [f"subnet {c.subnet}.0/24 (on {name})" for name, link in links.items()
-              if any(a.get("family") == "inet" and str(a.get("local", "")).startswith(f"{c.subnet}.") for a in link.get("addr_info", []))]
+    taken += [f"subnet {net}.0/24 (on {name})" for net in filter(None, (c.subnet, c.rail1_subnet)) for name, link in links.items()
+              if any(a.get("family") == "inet" and str(a.get("local", "")).startswith(f"{net}.") for a in link.get("addr_info", []))]
     if taken:
         raise SandboxError(f"cannot start a sandbox with prefix {c.prefix!r} and subnet {c.subnet}: already in use: "
                            f"{', '.join(taken)}. Bring that sandbox down, or pick another prefix/subnet.")
@@ -171,6 +185,9 @@ def _inventory_doc(c: SandboxCluster, extra: Mapping[str, Any] | None, with_slur
         "thresholds": {"all_reduce": {"*": {"1M": ALL_REDUCE_MIN_BUSBW_GBS},
                                       **({len(c.nodes): {"1M": all_reduce_min_busbw_gbs(len(c.nodes))}} if len(c.nodes) > 4 else {})}},
     }
+    if c.rail1_subnet:  # one rank per node on one rail: the stand-in's MPI traffic kept to that rail's interface
+        doc["rails"] = {"collective": "all_reduce", "min_busbw": {"4M": RAIL_MIN_BUSBW_GBS},
+                        "rails": [{"name": f"rail{r}", "mca": {"btl_tcp_if_include": f"eth{r}"}} for r in range(2)]}
     if with_slurm:  # collectives through srun --mpi=pmix, in the sandbox's one partition
         doc["nccl_tests"]["launcher"] = "srun"
         doc["slurm"] = {"partition": sandbox_slurm.PARTITION, "mpi": "pmix"}
@@ -178,13 +195,15 @@ def _inventory_doc(c: SandboxCluster, extra: Mapping[str, Any] | None, with_slur
 
 
 def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.168.77", prefix: str = "cp_",
-       extra_inventory: Mapping[str, Any] | None = None, slurm: sandbox_slurm.SlurmPorts | None = None) -> SandboxCluster:
+       extra_inventory: Mapping[str, Any] | None = None, slurm: sandbox_slurm.SlurmPorts | None = None,
+       rail1_subnet: str = "") -> SandboxCluster:
     """Bring up a sandbox of ``nodes`` nodes and return it (also written to ``<state_dir>/state.json``,
     with the seconds each step took in ``timings_s``).
 
     ``extra_inventory`` is merged into the inventory (mappings deep-merged, other values replaced). ``slurm``
     (its ports) also starts a real Slurm (:mod:`clusterproof.sandbox.slurm`) and makes ``srun`` the inventory's
-    launcher.
+    launcher. ``rail1_subnet`` (a /24) adds a second rail: a second bridge and an ``eth1`` on every node, and a
+    ``rails`` section in the inventory (rail0 = eth0, rail1 = eth1).
 
     Raises:
         SandboxError: not root; a tool is missing (naming its Debian package); a sandbox is already up
@@ -195,7 +214,7 @@ def up(nodes: int = 4, state_dir: Path = DEFAULT_STATE_DIR, subnet: str = "192.1
     _check_host()
     if slurm is not None:
         sandbox_slurm.check_host()
-    c = _plan(nodes, Path(state_dir), subnet, prefix)
+    c = _plan(nodes, Path(state_dir), subnet, prefix, rail1_subnet)
     existing = read_state(c.state_dir)
     if existing is not None:
         raise SandboxError(f"a sandbox is already up in {c.state_dir} (status: {existing.get('status', 'unknown')}): "
@@ -304,9 +323,10 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
     if stopped:
         removed.append(f"stopped {len(stopped)} processes (pids {' '.join(map(str, sorted(set(stopped))))})")
     links = _links()
-    veths = [n["veth"] for n in members if n.get("veth") in links]
+    veths = [n[k] for n in members for k in ("veth", "veth1") if n.get(k) and n.get(k) in links]
     bridge = raw.get("bridge", "") if raw.get("bridge") in links else ""
-    batch = [f"netns del {ns}" for ns in netns] + ([f"link del {bridge}"] if bridge else [])
+    bridge1 = raw.get("bridge1", "") if raw.get("bridge1") in links else ""
+    batch = [f"netns del {ns}" for ns in netns] + [f"link del {b}" for b in (bridge, bridge1) if b]
     if batch:
         procs.run(["ip", "-batch", "-"], "delete network namespaces and bridge", stdin="\n".join(batch) + "\n")
     # The kernel removes the host-side veths of deleted namespaces asynchronously, in one batch (30 ms
@@ -319,7 +339,7 @@ def down(state_dir: Path = DEFAULT_STATE_DIR) -> list[str]:
     if stuck:
         procs.run(["ip", "-batch", "-"], "delete veths", stdin="".join(f"link del {v}\n" for v in stuck))
     removed += [f"deleted {what} {' '.join(names)}" for what, names in
-                (("network namespaces", netns), ("veths", veths), ("bridge", [bridge] if bridge else [])) if names]
+                (("network namespaces", netns), ("veths", veths), ("bridges", [b for b in (bridge, bridge1) if b])) if names]
     removed += neigh.restore_limits(state_dir / NEIGH_FILE)
     if _our_tmpfs(state_dir, raw.get("prefix", "")):  # lazily: a shell sitting in it must not block the teardown
         procs.run(["umount", "--lazy", str(state_dir)], "unmount the state dir")

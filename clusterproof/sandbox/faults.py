@@ -30,13 +30,24 @@ def _node(cluster: SandboxCluster, node: str | SandboxNode) -> SandboxNode:
     return cluster.node(node if isinstance(node, str) else node.name)
 
 
-def _shape_both_sides(n: SandboxNode, qdisc: list[str], step: str) -> None:
+def _rail_devices(n: SandboxNode, rail: int) -> tuple[str, str]:
+    """(host-side veth, node-side interface) of ``rail`` (0: eth0, 1: eth1 on the second bridge)."""
+    if rail == 0:
+        return n.veth, "eth0"
+    if rail == 1 and n.veth1:
+        return n.veth1, "eth1"
+    raise SandboxError(f"{n.name}: no rail {rail} (this sandbox has {'2 rails' if n.veth1 else '1 rail'}; "
+                       "start it with a second rail subnet for rail 1)")
+
+
+def _shape_both_sides(n: SandboxNode, qdisc: list[str], step: str, rail: int = 0) -> None:
     # Egress of the host-side veth is traffic TO the node; egress of the node's eth0 is traffic FROM it.
-    run(["tc", "qdisc", "replace", "dev", n.veth, "root", *qdisc], step)
-    run(["tc", "-n", n.netns, "qdisc", "replace", "dev", "eth0", "root", *qdisc], step)
+    veth, dev = _rail_devices(n, rail)
+    run(["tc", "qdisc", "replace", "dev", veth, "root", *qdisc], step)
+    run(["tc", "-n", n.netns, "qdisc", "replace", "dev", dev, "root", *qdisc], step)
 
 
-def slow_link(cluster: SandboxCluster, node: str | SandboxNode, rate: str = "20mbit", delay: str = "5ms") -> str:
+def slow_link(cluster: SandboxCluster, node: str | SandboxNode, rate: str = "20mbit", delay: str = "5ms", rail: int = 0) -> str:
     """Throttle one node's link in both directions to ``rate`` and add ``delay`` (tc on its veth pair).
 
     Uses netem (rate + delay) when the kernel has it, else tbf (rate only: the returned line then says
@@ -46,41 +57,46 @@ def slow_link(cluster: SandboxCluster, node: str | SandboxNode, rate: str = "20m
     (healthy: 0.2-1 GB/s), and the sandbox inventory's 64K-4M sweep over it takes ~11 s at 200mbit but
     ~100 s at the default 20mbit: tests want ``rate="200mbit"``.
 
+    ``rail`` 1 slows the node's second-rail interface (eth1) only.
+
     Raises:
-        SandboxError: bad rate/delay syntax, unknown node, or tc failed.
+        SandboxError: bad rate/delay syntax, unknown node or rail, or tc failed.
     """
     require_root()
     n = _node(cluster, node)
+    veth, dev = _rail_devices(n, rail)
+    where = f"{veth} and {n.name}:{dev}" + (f" (rail {rail})" if rail else "")
     m = _RATE_RE.match(rate)
     if not m:
         raise SandboxError(f"slow_link: rate must look like 20mbit (units bit, kbit, mbit, gbit), got {rate!r}")
     if not _DELAY_RE.match(delay):
         raise SandboxError(f"slow_link: delay must look like 5ms (units us, ms, s), got {delay!r}")
     try:
-        _shape_both_sides(n, ["netem", "delay", delay, "rate", rate], f"slow {n.name} (netem)")
-        return f"{n.name}: link limited to {rate} with {delay} delay each way (netem on {n.veth} and {n.name}:eth0)"
+        _shape_both_sides(n, ["netem", "delay", delay, "rate", rate], f"slow {n.name} (netem)", rail)
+        return f"{n.name}: link limited to {rate} with {delay} delay each way (netem on {where})"
     except SandboxError as e:
         if "qdisc kind is unknown" not in str(e):
             raise
     # Token bucket: a burst of ~4 ms of traffic (at least two frames) keeps the rate smooth without
     # letting whole small messages through at full speed.
     burst = max(3028, int(float(m.group(1)) * _RATE_UNITS[m.group(2).lower()] / 8 * 0.004))
-    _shape_both_sides(n, ["tbf", "rate", rate, "burst", str(burst), "latency", "100ms"], f"slow {n.name} (tbf)")
-    return (f"{n.name}: link limited to {rate} each way (tbf on {n.veth} and {n.name}:eth0); "
+    _shape_both_sides(n, ["tbf", "rate", rate, "burst", str(burst), "latency", "100ms"], f"slow {n.name} (tbf)", rail)
+    return (f"{n.name}: link limited to {rate} each way (tbf on {where}); "
             f"delay {delay} not applied: this kernel has no netem qdisc")
 
 
-def clear_slow_link(cluster: SandboxCluster, node: str | SandboxNode) -> str:
-    """Remove what ``slow_link`` put on the node's link (nothing to remove is fine). Returns a line."""
+def clear_slow_link(cluster: SandboxCluster, node: str | SandboxNode, rail: int = 0) -> str:
+    """Remove what ``slow_link`` put on the node's link of ``rail`` (nothing to remove is fine). Returns a line."""
     require_root()
     n = _node(cluster, node)
-    for argv in (["tc", "qdisc", "del", "dev", n.veth, "root"], ["tc", "-n", n.netns, "qdisc", "del", "dev", "eth0", "root"]):
+    veth, dev = _rail_devices(n, rail)
+    for argv in (["tc", "qdisc", "del", "dev", veth, "root"], ["tc", "-n", n.netns, "qdisc", "del", "dev", dev, "root"]):
         try:
             run(argv, f"clear slow link on {n.name}")
         except SandboxError as e:  # deleting the default qdisc: there was nothing to clear
             if "handle of zero" not in str(e) and "No such file" not in str(e):
                 raise
-    return f"{n.name}: link back to full speed"
+    return f"{n.name}: link{f' (rail {rail})' if rail else ''} back to full speed"
 
 
 def break_gid_table(cluster: SandboxCluster, node: str | SandboxNode, mode: str) -> str:

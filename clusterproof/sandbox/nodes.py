@@ -107,7 +107,16 @@ def make_network(c: SandboxCluster) -> None:
                   f"link add {n.veth} address 02:cc:{a:02x}:{b:02x}:{cc:02x}:{d:02x} type veth "
                   f"peer name eth0 address {node_mac(n.ip)} netns {n.netns}",
                   f"link set {n.veth} master {c.bridge} up"]
-    run(["ip", "-batch", "-"], "create bridge, namespaces and veths", stdin="\n".join(lines) + "\n")
+    if c.rail1_subnet:  # the second rail: its own bridge and an eth1 in every node
+        a1, b1, c1 = (int(o) for o in c.rail1_subnet.split("."))
+        lines += [f"link add {c.bridge1} address 02:cd:{a1:02x}:{b1:02x}:{c1:02x}:01 type bridge",
+                  f"addr add {c.rail1_subnet}.1/24 dev {c.bridge1}", f"link set {c.bridge1} up"]
+        for n in c.nodes:
+            d = int(n.ip1.rsplit(".", 1)[1])
+            lines += [f"link add {n.veth1} address 02:ce:{a1:02x}:{b1:02x}:{c1:02x}:{d:02x} type veth "
+                      f"peer name eth1 address 02:cf:{a1:02x}:{b1:02x}:{c1:02x}:{d:02x} netns {n.netns}",
+                      f"link set {n.veth1} master {c.bridge1} up"]
+    run(["ip", "-batch", "-"], "create bridges, namespaces and veths", stdin="\n".join(lines) + "\n")
 
 
 def start_nodes(c: SandboxCluster) -> None:
@@ -120,7 +129,7 @@ def start_nodes(c: SandboxCluster) -> None:
     started = []
     for n in c.nodes:
         argv = ["nsenter", f"--net=/run/netns/{n.netns}", "unshare", "--uts", "--mount", "--propagation", "private",
-                "sh", script, str(c.state_dir), n.name, f"{n.ip}/24", f"{node_ipv6(n.ip)}/64"]
+                "sh", script, str(c.state_dir), n.name, f"{n.ip}/24", f"{node_ipv6(n.ip)}/64", *([f"{n.ip1}/24"] if n.ip1 else [])]
         started.append((n, argv, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                                   stderr=subprocess.PIPE, text=True, env=ENV)))
     failures = []

@@ -22,13 +22,9 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import string
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +33,16 @@ from typing import Any
 
 from clusterproof.errors import SandboxError
 from clusterproof.redact import REDACTOR
+from clusterproof.sandbox.rgw_procs import (
+    answers,
+    log_tail,
+    ours,
+    port_in_use,
+    recorded_pid,
+    run_setup,
+    running,
+    spawn,
+)
 
 ACCESS_KEY_ENV = "CP_RGW_ADMIN_ACCESS_KEY"
 SECRET_KEY_ENV = "CP_RGW_ADMIN_SECRET_KEY"
@@ -47,7 +53,6 @@ _BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "ceph-a
 _MARKER = ".clusterproof-rgw"  # only directories carrying this file are ever deleted by stop()
 _DAEMONS = ("rgw", "osd", "mon")  # kill order
 #: Popen objects of daemons this process started, so killed children are reaped instead of left as zombies.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -98,13 +103,13 @@ def start(state_dir: Path, port: int = 7480, mon_port: int = 16789, sts_min_dura
         )
     stop(state_dir)
     for what, p in (("RGW", port), ("mon", mon_port)):
-        if _port_in_use(p):
+        if port_in_use(p):
             raise SandboxError(f"{what} port 127.0.0.1:{p} is already in use; choose another port")
     t0 = time.monotonic()
     try:
         info = _bootstrap(state_dir, port, mon_port, sts_min_duration)
     except BaseException as exc:
-        tail = _log_tail(state_dir)
+        tail = log_tail(state_dir)
         stop(state_dir, keep_logs=True)
         if isinstance(exc, SandboxError):
             raise SandboxError(f"{exc}\n--- log tail ({state_dir / 'log'}) ---\n{tail}") from None
@@ -125,8 +130,8 @@ def stop(state_dir: Path, keep_logs: bool = False) -> list[str]:
     killed: list[str] = []
     pids: list[int] = []
     for name in _DAEMONS:
-        pid = _recorded_pid(state_dir, name)
-        if pid is not None and _ours(pid, conf):
+        pid = recorded_pid(state_dir, name)
+        if pid is not None and ours(pid, conf):
             try:
                 # SIGKILL: a throwaway memstore cluster has nothing to flush; SIGTERM costs ~2 s per daemon.
                 os.kill(pid, signal.SIGKILL)
@@ -135,7 +140,7 @@ def stop(state_dir: Path, keep_logs: bool = False) -> list[str]:
             pids.append(pid)
             killed.append(f"{name} pid {pid} killed")
     deadline = time.monotonic() + 10
-    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     if (state_dir / _MARKER).exists():
         if keep_logs:
@@ -151,14 +156,14 @@ def status(state_dir: Path) -> RgwStatus:
     conf = state_dir / "ceph.conf"
     daemons: dict[str, int | None] = {}
     for name in reversed(_DAEMONS):
-        pid = _recorded_pid(state_dir, name)
-        daemons[name] = pid if pid is not None and _ours(pid, conf) else None
+        pid = recorded_pid(state_dir, name)
+        daemons[name] = pid if pid is not None and ours(pid, conf) else None
     endpoint = None
     try:
         endpoint = json.loads((state_dir / "rgw.json").read_text())["endpoint"]
     except (OSError, ValueError, KeyError):
         pass
-    up = all(daemons.values()) and endpoint is not None and _answers(endpoint)
+    up = all(daemons.values()) and endpoint is not None and answers(endpoint)
     return RgwStatus(up=bool(up), endpoint=endpoint, daemons=daemons)
 
 
@@ -217,32 +222,32 @@ def _bootstrap(state_dir: Path, port: int, mon_port: int, sts_min_duration: int)
     conf.write_text(_ceph_conf(state_dir, fsid, port, mon_port, sts_key, sts_min_duration))
     conf.chmod(0o600)
 
-    _run(["ceph-authtool", "--create-keyring", str(keyring), "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"])
+    run_setup(["ceph-authtool", "--create-keyring", str(keyring), "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"])
     for entity, caps in (
         ("client.admin", ["mon", "allow *", "osd", "allow *", "mgr", "allow *", "mds", "allow *"]),
         ("osd.0", ["mon", "allow profile osd", "mgr", "allow profile osd", "osd", "allow *"]),
         ("client.rgw.a", ["mon", "allow rw", "osd", "allow rwx", "mgr", "allow rw"]),
     ):
         cap_args = [a for i in range(0, len(caps), 2) for a in ("--cap", caps[i], caps[i + 1])]
-        _run(["ceph-authtool", str(keyring), "--gen-key", "-n", entity, *cap_args])
+        run_setup(["ceph-authtool", str(keyring), "--gen-key", "-n", entity, *cap_args])
     monmap = state_dir / "monmap"
-    _run(["monmaptool", "--create", "--fsid", fsid, "--addv", "a", f"[v2:127.0.0.1:{mon_port}]", str(monmap)])
+    run_setup(["monmaptool", "--create", "--fsid", fsid, "--addv", "a", f"[v2:127.0.0.1:{mon_port}]", str(monmap)])
     # mon --mkfs imports every entity of the keyring into the auth database: one keyring serves all daemons.
-    _run(["ceph-mon", "-c", str(conf), "--mkfs", "-i", "a", "--monmap", str(monmap), "--keyring", str(keyring)])
-    pids = {"mon": _spawn(state_dir, "mon", ["ceph-mon", "-c", str(conf), "-f", "-i", "a"])}
+    run_setup(["ceph-mon", "-c", str(conf), "--mkfs", "-i", "a", "--monmap", str(monmap), "--keyring", str(keyring)])
+    pids = {"mon": spawn(state_dir, "mon", ["ceph-mon", "-c", str(conf), "-f", "-i", "a"])}
 
-    osd_id = _run(["ceph", "-c", str(conf), "--connect-timeout", "15", "osd", "new", osd_uuid]).strip()
+    osd_id = run_setup(["ceph", "-c", str(conf), "--connect-timeout", "15", "osd", "new", osd_uuid]).strip()
     if osd_id != "0":
         raise SandboxError(f"ceph osd new returned id {osd_id!r}, expected 0")
-    _run(["ceph-osd", "-c", str(conf), "-i", "0", "--mkfs", "--osd-uuid", osd_uuid])
-    pids["osd"] = _spawn(state_dir, "osd", ["ceph-osd", "-c", str(conf), "-f", "-i", "0"])
+    run_setup(["ceph-osd", "-c", str(conf), "-i", "0", "--mkfs", "--osd-uuid", osd_uuid])
+    pids["osd"] = spawn(state_dir, "osd", ["ceph-osd", "-c", str(conf), "-f", "-i", "0"])
     # No wait for "osd.0 up" with the ceph CLI (0.4 s per poll): radosgw blocks on its pools until the OSD
     # serves them, and polling RGW's port is cheap. A dead daemon is noticed in the loop below.
-    pids["rgw"] = _spawn(state_dir, "rgw", ["radosgw", "-c", str(conf), "-f", "-n", "client.rgw.a"])
+    pids["rgw"] = spawn(state_dir, "rgw", ["radosgw", "-c", str(conf), "-f", "-n", "client.rgw.a"])
     deadline = time.monotonic() + 60
-    while not _answers(endpoint):
+    while not answers(endpoint):
         for name, pid in pids.items():
-            if not _running(pid):
+            if not running(pid):
                 raise SandboxError(f"{name} (pid {pid}) died during start")
         if time.monotonic() > deadline:
             raise SandboxError(f"RGW did not answer on {endpoint} within 60 s")
@@ -252,7 +257,7 @@ def _bootstrap(state_dir: Path, port: int, mon_port: int, sts_min_duration: int)
     secret_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
     REDACTOR.add(access_key)
     REDACTOR.add(secret_key)
-    _run(
+    run_setup(
         [
             "radosgw-admin", "-c", str(conf), "user", "create", f"--uid={ADMIN_UID}", "--display-name=clusterproof admin",
             f"--access-key={access_key}", f"--secret-key={secret_key}", f"--caps={ADMIN_CAPS}",
@@ -332,96 +337,10 @@ rgw gc processor max time = 2
 # --- processes -----------------------------------------------------------------------------------------------
 
 
-def _run(argv: Sequence[str], secret: bool = False) -> str:
-    """Run a short setup command; raise SandboxError with its output when it fails."""
-    try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise SandboxError(f"timed out after 60 s: {argv[0]} {argv[1] if len(argv) > 1 else ''}") from None
-    if proc.returncode != 0:
-        shown = argv[0] if secret else " ".join(argv)
-        raise SandboxError(f"{shown} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}")
-    return proc.stdout
-
-
-def _spawn(state_dir: Path, name: str, argv: list[str]) -> int:
-    log = open(state_dir / "log" / f"{name}.stdout", "ab")  # noqa: SIM115 - handed to the child, closed below
-    try:
-        # A new session: Ctrl-C on the caller does not reach the daemons; stop() ends them by pid.
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
-    finally:
-        log.close()
-    _CHILDREN[proc.pid] = proc
-    (state_dir / "pids" / name).write_text(f"{proc.pid}\n")
-    return proc.pid
-
-
-def _recorded_pid(state_dir: Path, name: str) -> int | None:
-    try:
-        return int((state_dir / "pids" / name).read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (pid 1 here reaps orphans only every ~2 s, so kill -0 is not enough)."""
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del _CHILDREN[pid]
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
-
-
-def _ours(pid: int, conf: Path) -> bool:
-    """The pid still runs a daemon of this sandbox: its command line names our ceph.conf (guards pid reuse)."""
-    if not _running(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return os.fsencode(str(conf)) in cmdline
-
-
-def _answers(endpoint: str) -> bool:
-    try:
-        with urllib.request.urlopen(endpoint + "/", timeout=2) as r:
-            return bool(r.status)
-    except urllib.error.HTTPError:
-        return True  # any HTTP answer means RGW is serving
-    except (OSError, ValueError):
-        return False
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _log_tail(state_dir: Path, lines: int = 15) -> str:
-    out = []
-    for name in ("mon.a.log", "osd.0.log", "client.rgw.a.log", "rgw.stdout", "osd.stdout", "mon.stdout"):
-        path = state_dir / "log" / name
-        try:
-            text = path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            continue
-        if text:
-            out.append(f"== {name}\n" + "\n".join(text))
-    return "\n".join(out) or "(no logs)"
-
-
 def _read_info(state_dir: Path) -> RgwInfo:
     state = json.loads((state_dir / "rgw.json").read_text())
     env = read_secrets_file(state_dir / "admin.env")
-    pids = {name: pid for name in _DAEMONS if (pid := _recorded_pid(state_dir, name)) is not None}
+    pids = {name: pid for name in _DAEMONS if (pid := recorded_pid(state_dir, name)) is not None}
     return RgwInfo(
         endpoint=state["endpoint"], admin_access_key=env[ACCESS_KEY_ENV], admin_secret_key=env[SECRET_KEY_ENV],
         secrets_file=state_dir / "admin.env", pids=pids, state_dir=state_dir, ceph_conf=state_dir / "ceph.conf",
@@ -439,24 +358,24 @@ def restart_gateway(state_dir: Path, timeout_s: float = 60.0) -> str:
     """
     state_dir = Path(state_dir).resolve()
     conf = state_dir / "ceph.conf"
-    old = _recorded_pid(state_dir, "rgw")
-    if old is None or not _ours(old, conf):
+    old = recorded_pid(state_dir, "rgw")
+    if old is None or not ours(old, conf):
         raise SandboxError(f"no radosgw of ours runs in {state_dir}")
     endpoint = json.loads((state_dir / "rgw.json").read_text())["endpoint"]
     t0 = time.monotonic()
     os.kill(old, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while _running(old) and time.monotonic() < deadline:
+    while running(old) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _running(old):
+    if running(old):
         os.kill(old, signal.SIGKILL)
-        while _running(old):
+        while running(old):
             time.sleep(0.05)
-    new = _spawn(state_dir, "rgw", ["radosgw", "-c", str(conf), "-f", "-n", "client.rgw.a"])
+    new = spawn(state_dir, "rgw", ["radosgw", "-c", str(conf), "-f", "-n", "client.rgw.a"])
     deadline = time.monotonic() + timeout_s
-    while not _answers(endpoint):
-        if not _running(new) or time.monotonic() > deadline:
-            raise SandboxError(f"radosgw did not come back on {endpoint}\n{_log_tail(state_dir)}")
+    while not answers(endpoint):
+        if not running(new) or time.monotonic() > deadline:
+            raise SandboxError(f"radosgw did not come back on {endpoint}\n{log_tail(state_dir)}")
         time.sleep(0.05)
     return f"radosgw pid {old} -> {new}: down {time.monotonic() - t0:.2f} s"
 
@@ -495,12 +414,12 @@ if __name__ == "__main__":
 def kill_radosgw(state_dir: Path) -> str:
     """Fault: SIGKILL the sandbox's radosgw (mon and osd stay up), as when RGW crashes mid-run. Undo: start_radosgw."""
     state_dir = Path(state_dir).resolve()
-    pid = _recorded_pid(state_dir, "rgw")
-    if pid is None or not _ours(pid, state_dir / "ceph.conf"):
+    pid = recorded_pid(state_dir, "rgw")
+    if pid is None or not ours(pid, state_dir / "ceph.conf"):
         return "radosgw was not running"
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _running(pid) and time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     return f"radosgw pid {pid} killed"
 
@@ -509,14 +428,14 @@ def start_radosgw(state_dir: Path) -> str:
     """Undo :func:`kill_radosgw`: start radosgw again on the same config and wait until it answers."""
     state_dir = Path(state_dir).resolve()
     conf = state_dir / "ceph.conf"
-    pid = _recorded_pid(state_dir, "rgw")
-    if pid is not None and _ours(pid, conf):
+    pid = recorded_pid(state_dir, "rgw")
+    if pid is not None and ours(pid, conf):
         return f"radosgw already running (pid {pid})"
     endpoint = json.loads((state_dir / "rgw.json").read_text())["endpoint"]
-    pid = _spawn(state_dir, "rgw", ["radosgw", "-c", str(conf), "-f", "-n", "client.rgw.a"])
+    pid = spawn(state_dir, "rgw", ["radosgw", "-c", str(conf), "-f", "-n", "client.rgw.a"])
     deadline = time.monotonic() + 60
-    while not _answers(endpoint):
-        if not _running(pid) or time.monotonic() > deadline:
+    while not answers(endpoint):
+        if not running(pid) or time.monotonic() > deadline:
             raise SandboxError(f"radosgw (pid {pid}) did not come back on {endpoint}; see {state_dir / 'log'}")
         time.sleep(0.1)
     return f"radosgw started again (pid {pid}) on {endpoint}"

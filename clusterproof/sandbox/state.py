@@ -22,6 +22,8 @@ class SandboxNode:
     state_dir: Path
     veth: str = ""  # host side of the node's veth pair (where faults put tc)
     holder_pid: int = 0  # keeps the node's UTS + mount namespaces alive while its sshd is stopped
+    ip1: str = ""  # the node's eth1 address on the second rail ("" without one)
+    veth1: str = ""  # host side of the node's rail-1 veth pair
 
 
 @dataclass
@@ -36,7 +38,13 @@ class SandboxCluster:
     bridge: str
     subnet: str
     prefix: str = "cp_"
+    rail1_subnet: str = ""  # the second rail's /24 ("" without one)
+    bridge1: str = ""
     timings_s: dict[str, float] = field(default_factory=dict)  # seconds per step of `up`
+
+    @property
+    def rails(self) -> int:
+        return 2 if self.rail1_subnet else 1
 
     def node(self, name: str) -> SandboxNode:
         """The node called ``name``. Raises SandboxError naming the nodes that exist."""
@@ -63,6 +71,7 @@ class SandboxCluster:
             members = [SandboxNode(**{**n, "state_dir": Path(n["state_dir"])}) for n in raw["nodes"]]
             paths = {k: Path(raw[k]) for k in ("state_dir", "inventory_path", "bin_dir", "key_file", "known_hosts", "ssh_config")}
             return cls(nodes=members, bridge=raw["bridge"], subnet=raw["subnet"], prefix=raw["prefix"],
+                       rail1_subnet=raw.get("rail1_subnet", ""), bridge1=raw.get("bridge1", ""),
                        timings_s=raw.get("timings_s", {}), **paths)
         except (KeyError, TypeError) as e:
             raise SandboxError(f"{Path(state_dir) / STATE_FILE}: not a sandbox state file ({e!r})") from None

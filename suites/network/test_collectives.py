@@ -14,6 +14,7 @@ from clusterproof.findings import Criterion
 from clusterproof.inventory import Inventory
 from clusterproof.network import verdict
 from clusterproof.network.collective import CollectiveResult, cleanup_findings
+from clusterproof.network.localize import FailureKind
 from clusterproof.network.nccl import printed_size
 from clusterproof.units import human_size
 from fixtures.findings import FindingRecorder
@@ -99,7 +100,7 @@ def test_nccl_busbw_meets_threshold(
     if any(f.failed for f in found):
         note = "\n(numbers from the CPU stand-in for nccl-tests, not GPUs)" if inventory.standin or res.run.standin else ""
         if nccl_group.n_nodes == len(inventory.nodes) and nccl_group.n_nodes >= 3:
-            loc = collective_runs.localize(nccl_group.collective)
+            loc = collective_runs.localize(nccl_group.collective, collective_runs.failure_of(res) or FailureKind.SLOW)
             note = f"\nslow-node search with 2-node {nccl_group.collective} runs:\n{loc.explain()}" + note
         found = [replace(f, message=f"{f.message}{note}\nraw log: {res.log_path}") if f.failed else f for f in found]
     findings.check(found)

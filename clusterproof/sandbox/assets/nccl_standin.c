@@ -17,7 +17,12 @@
  * (or average busbw below 0.9 x NCCL_TESTS_MIN_BW).
  *
  * Test hook: CLUSTERPROOF_STANDIN_CORRUPT_RANK=<r> makes rank r damage its results after every
- * validation collective, so that "#wrong == 0" checks can be seen to fail.
+ * validation collective, so that "#wrong == 0" checks can be seen to fail. Node faults: a file
+ * /tmp/clusterproof-standin-fault (the node's private /tmp) saying "crash" or "corrupt" makes every rank on
+ * that node fail as a broken NCCL does, or damage its results.
+ * NCCL_TESTS_SPLIT ("MOD 8", "DIV n", "AND/OR/XOR mask") or NCCL_TESTS_SPLIT_MASK splits the ranks into groups
+ * that run their own communicator at the same time; busbw uses the group size, the Group column shows the
+ * color, times are averaged over all ranks (as nccl-tests does).
  *
  * Sandbox faults: a file STATE_DIR/<hostname>/standin_faults next to the binary's STATE_DIR/bin holds
  * `flaky P` (with probability P per run, one validation of a rank on this node is damaged, as an
@@ -59,7 +64,10 @@ static size_t minBytes = 32 << 20, maxBytes = 32 << 20, stepBytes = 1 << 20, ste
 static int nGpus = 1, iters = 20, aggIters = 1, warmupIters = 1, datacheck = 1, average = 1, root = 0;
 static int timeoutSec = 0;
 
-static int rank, nranks, corruptRank = -1;
+/* rank/nranks: this rank's place in its NCCL_TESTS_SPLIT group (the whole world without a split), which is
+ * what the data and busbw use, as in nccl-tests; worldRank/worldSize: for timing, printing and validation. */
+static int rank, nranks, worldRank, worldSize, color, corruptRank = -1;
+static MPI_Comm comm;
 static double flakyP = 0.0, slowFactor = 1.0, slowFrom = 0.0;
 static long checkCount = 0, flakyTarget = -1;
 static char host[256];
@@ -139,27 +147,27 @@ static void runColl(coll_t c, int inPlace, float *s, float *r, counts_t g) {
   int next = (rank + 1) % nranks, prev = (rank - 1 + nranks) % nranks;
   switch (c) {
     case ALL_REDUCE:
-      MPI_Allreduce(inPlace ? MPI_IN_PLACE : s, r, (int)g.param, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      MPI_Allreduce(inPlace ? MPI_IN_PLACE : s, r, (int)g.param, MPI_FLOAT, MPI_SUM, comm);
       break;
     case ALL_GATHER:
-      if (inPlace) MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r, (int)g.param, MPI_FLOAT, MPI_COMM_WORLD);
-      else MPI_Allgather(s, (int)g.param, MPI_FLOAT, r, (int)g.param, MPI_FLOAT, MPI_COMM_WORLD);
+      if (inPlace) MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r, (int)g.param, MPI_FLOAT, comm);
+      else MPI_Allgather(s, (int)g.param, MPI_FLOAT, r, (int)g.param, MPI_FLOAT, comm);
       break;
     case REDUCE_SCATTER:
-      MPI_Reduce_scatter_block(inPlace ? MPI_IN_PLACE : s, r, (int)g.param, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      MPI_Reduce_scatter_block(inPlace ? MPI_IN_PLACE : s, r, (int)g.param, MPI_FLOAT, MPI_SUM, comm);
       break;
     case ALLTOALL:
-      if (inPlace) MPI_Alltoall(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r, (int)g.param, MPI_FLOAT, MPI_COMM_WORLD);
-      else MPI_Alltoall(s, (int)g.param, MPI_FLOAT, r, (int)g.param, MPI_FLOAT, MPI_COMM_WORLD);
+      if (inPlace) MPI_Alltoall(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r, (int)g.param, MPI_FLOAT, comm);
+      else MPI_Alltoall(s, (int)g.param, MPI_FLOAT, r, (int)g.param, MPI_FLOAT, comm);
       break;
     case SENDRECV:
-      if (inPlace) MPI_Sendrecv_replace(r, (int)g.param, MPI_FLOAT, next, 0, prev, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      else MPI_Sendrecv(s, (int)g.param, MPI_FLOAT, next, 0, r, (int)g.param, MPI_FLOAT, prev, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      if (inPlace) MPI_Sendrecv_replace(r, (int)g.param, MPI_FLOAT, next, 0, prev, 0, comm, MPI_STATUS_IGNORE);
+      else MPI_Sendrecv(s, (int)g.param, MPI_FLOAT, next, 0, r, (int)g.param, MPI_FLOAT, prev, 0, comm, MPI_STATUS_IGNORE);
       break;
     case BROADCAST:
       /* MPI_Bcast has one buffer: out of place, the root first copies its send buffer over. */
       if (!inPlace && rank == root) memcpy(r, s, g.param * sizeof(float));
-      MPI_Bcast(r, (int)g.param, MPI_FLOAT, root, MPI_COMM_WORLD);
+      MPI_Bcast(r, (int)g.param, MPI_FLOAT, root, comm);
       break;
   }
 }
@@ -193,7 +201,7 @@ static size_t resultCount(coll_t c, counts_t g) { return c == REDUCE_SCATTER ? g
 
 static long long checkData(coll_t c, float *r, counts_t g) {
   size_t n = resultCount(c, g);
-  if (rank == corruptRank || checkCount == flakyTarget)  /* damage a few results the way a bad link would */
+  if (worldRank == corruptRank || checkCount == flakyTarget)  /* damage a few results the way a bad link would */
     for (size_t i = 0; i < n; i += 4096) r[i] += 1.0f;
   checkCount++;
   double rankSum = sumRankParts();
@@ -210,7 +218,7 @@ static double reduceTime(double dt) {
   } else {
     MPI_Op op = average == 2 ? MPI_MIN : average == 3 ? MPI_MAX : MPI_SUM;
     MPI_Allreduce(&dt, &out, 1, MPI_DOUBLE, op, MPI_COMM_WORLD);
-    if (average == 1) out /= nranks;
+    if (average == 1) out /= worldSize;
   }
   return out;
 }
@@ -242,7 +250,7 @@ static long long benchTime(coll_t c, int inPlace, float *s, float *r, counts_t g
   }
   /* nccl-tests does not validate in-place alltoall and prints N/A there. */
   int report = datacheck && !(c == ALLTOALL && inPlace);
-  if (rank == 0) {
+  if (worldRank == 0) {
     char t[16], a[16], b[16];
     floatStr(sec * 1.0E6, 7, t);
     floatStr(algBw, 6, a);
@@ -309,6 +317,55 @@ static void echoNcclEnv(void) {
             host, (int)getpid(), (int)getpid(), (int)(eq - *e), *e, eq + 1);
   }
   if (out != stdout) fclose(out);
+}
+
+/* NCCL_TESTS_SPLIT="MOD 8" (or DIV/AND/OR/XOR, numbers in C notation), or NCCL_TESTS_SPLIT_MASK=<m> (= "AND m"):
+ * the color of a rank, as nccl-tests computes it; ranks of one color run their own communicator. */
+static int splitColor(int r, int *out) {
+  const char *split = getenv("NCCL_TESTS_SPLIT"), *mask = getenv("NCCL_TESTS_SPLIT_MASK");
+  char op[8] = "AND";
+  long v = 0;
+  *out = 0;
+  if (split && *split) {
+    char num[32];
+    if (sscanf(split, "%7s %31s", op, num) != 2) return -1;
+    char *end;
+    v = strtol(num, &end, 0);
+    if (*end) return -1;
+  } else if (mask && *mask) {
+    v = strtol(mask, NULL, 0);
+  } else {
+    return 0;
+  }
+  if (!strcasecmp(op, "MOD")) { if (v <= 0) return -1; *out = (int)(r % v); }
+  else if (!strcasecmp(op, "DIV")) { if (v <= 0) return -1; *out = (int)(r / v); }
+  else if (!strcasecmp(op, "AND")) *out = (int)(r & v);
+  else if (!strcasecmp(op, "OR")) *out = (int)(r | v);
+  else if (!strcasecmp(op, "XOR")) *out = (int)(r ^ v);
+  else return -1;
+  return 0;
+}
+
+/* A node-local sandbox fault (clusterproof sandbox fault crash-node / corrupt-node): the first word of
+ * /tmp/clusterproof-standin-fault in the node's private /tmp. "crash": this rank fails as a broken NCCL does
+ * (nccl-tests' NCCLCHECK message, exit 3); "corrupt": this rank damages its results like CORRUPT_RANK. */
+#define NODE_FAULT_FILE "/tmp/clusterproof-standin-fault"
+static void nodeFault(const char *prog) {
+  FILE *f = fopen(NODE_FAULT_FILE, "r");
+  char word[32] = "";
+  if (!f) return;
+  if (fscanf(f, "%31s", word) != 1) word[0] = 0;
+  fclose(f);
+  if (!strcmp(word, "crash")) {
+    printf("%s: Test NCCL failure %s:%d 'unhandled system error (run with NCCL_DEBUG=INFO for details)' (sandbox fault in %s)\n",
+           host, "nccl_standin.c", __LINE__, NODE_FAULT_FILE);
+    printf(" .. %s pid %d: Test failure %s:%d\n", host, (int)getpid(), "nccl_standin.c", __LINE__);
+    fflush(stdout);
+    (void)prog;
+    MPI_Abort(MPI_COMM_WORLD, 3);
+  } else if (!strcmp(word, "corrupt")) {
+    corruptRank = worldRank;
+  }
 }
 
 static int usage(const char *prog, const char *why) {
@@ -392,11 +449,20 @@ int main(int argc, char **argv) {
   if (stepFactor <= 1 && stepBytes == 0) return usage(prog, "-i 0 needs -f > 1");
 
   MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+  MPI_Comm_rank(MPI_COMM_WORLD, &worldRank);
+  MPI_Comm_size(MPI_COMM_WORLD, &worldSize);
   gethostname(host, sizeof host - 1);
+  if (splitColor(worldRank, &color) != 0) {
+    if (worldRank == 0) fprintf(stderr, "%s: NCCL_TESTS_SPLIT must be '<MOD|DIV|AND|OR|XOR> <number>', got '%s'\n", prog, getenv("NCCL_TESTS_SPLIT"));
+    MPI_Finalize();
+    return EXIT_INVALID_USAGE;
+  }
+  MPI_Comm_split(MPI_COMM_WORLD, color, worldRank, &comm);
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &nranks);
+  nodeFault(prog);
   if (coll == BROADCAST && (root < 0 || root >= nranks)) {
-    if (rank == 0) fprintf(stderr, "%s: -r %d is not a rank (0..%d)\n", prog, root, nranks - 1);
+    if (worldRank == 0) fprintf(stderr, "%s: -r %d is not a rank (0..%d)\n", prog, root, nranks - 1);
     MPI_Finalize();
     return EXIT_INVALID_USAGE;
   }
@@ -411,7 +477,7 @@ int main(int argc, char **argv) {
   readFaults(datacheck ? nSizes * 2 : 0);
   echoNcclEnv();
 
-  if (rank == 0) {
+  if (worldRank == 0) {
     printf("%s\n", STANDIN_LINE);
     if (jsonPath) printf("# skipping json output; the CPU stand-in writes text only (%s)\n", jsonPath);
     printf("# Collective test starting: %s\n", prog);
@@ -422,11 +488,11 @@ int main(int argc, char **argv) {
   }
   char line[MAX_LINE];
   snprintf(line, sizeof line, "#  Rank %2d Group %2d Pid %6d on %10s device %2d [%04x:%02x:%02x] %s\n",
-           rank, 0, (int)getpid(), host, 0, 0, 0, 0, "CPU stand-in");
-  char *lines = rank == 0 ? malloc((size_t)nranks * MAX_LINE) : NULL;
+           worldRank, color, (int)getpid(), host, 0, 0, 0, 0, "CPU stand-in");
+  char *lines = worldRank == 0 ? malloc((size_t)worldSize * MAX_LINE) : NULL;
   MPI_Gather(line, MAX_LINE, MPI_CHAR, lines, MAX_LINE, MPI_CHAR, 0, MPI_COMM_WORLD);
-  if (rank == 0) {
-    for (int r = 0; r < nranks; r++) printf("%s", lines + (size_t)r * MAX_LINE);
+  if (worldRank == 0) {
+    for (int r = 0; r < worldSize; r++) printf("%s", lines + (size_t)r * MAX_LINE);
     free(lines);
     printf("#\n");
     printf("# %10s  %12s  %8s  %6s  %6s           out-of-place                       in-place          \n", "", "", "", "", "");
@@ -458,7 +524,7 @@ int main(int argc, char **argv) {
   for (size_t size = minBytes; size <= maxBytes; size = stepFactor > 1 ? size * stepFactor : size + stepBytes) {
     counts_t g = geometry(coll, size / sizeof(float));
     size_t shown = (g.send > g.recv ? g.send : g.recv) * sizeof(float);
-    if (rank == 0) {
+    if (worldRank == 0) {
       char rootName[16];
       sprintf(rootName, "%6i", coll == BROADCAST ? root : -1);
       printf("%12zu  %12zu  %8s  %6s  %6s", shown, g.param, "float", redop, rootName);
@@ -469,7 +535,7 @@ int main(int argc, char **argv) {
       bwSum += busBw;
       bwCount++;
     }
-    if (rank == 0) printf("\n");
+    if (worldRank == 0) printf("\n");
     if (size == 0 && stepFactor > 1) break;  /* -b 0 -f N would never grow */
   }
 
@@ -477,7 +543,7 @@ int main(int argc, char **argv) {
   const char *minBwEnv = getenv("NCCL_TESTS_MIN_BW");
   double minBw = minBwEnv ? atof(minBwEnv) : -1;
   int bwFailed = minBw >= 0 && avgBw < 0.9 * minBw;
-  if (rank == 0) {
+  if (worldRank == 0) {
     printf("# %-20s : %d %s\n", "Out of bounds values", outOfBounds, outOfBounds ? "FAILED" : "OK");
     printf("# %-20s : %g %s\n", "Avg bus bandwidth", avgBw, minBw < 0 ? "" : bwFailed ? "FAILED" : "OK");
     printf("#\n# Collective test concluded: %s\n#\n", prog);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # node_init.sh -- makes one sandbox node look like its own host, then starts its sshd.
 #
-#   node_init.sh STATE_DIR NODE_NAME IPV4/LEN IPV6/LEN
+#   node_init.sh STATE_DIR NODE_NAME IPV4/LEN IPV6/LEN [RAIL1_IPV4/LEN]
 #
 # Runs INSIDE the node's network namespace and a fresh UTS + mount namespace, started by
 # clusterproof.sandbox.cluster as:
@@ -11,7 +11,7 @@
 # Leaves behind: STATE_DIR/NODE/holder.pid (a process that keeps the namespaces alive, so that the
 # sshd can be stopped and started again in the same node) and STATE_DIR/NODE/sshd.pid.
 set -eu
-state=$1 name=$2 ip4=$3 ip6=$4
+state=$1 name=$2 ip4=$3 ip6=$4 rail1=${5:-}
 d="$state/$name"
 
 hostname "$name"
@@ -23,6 +23,11 @@ addr add $ip4 dev eth0
 addr add $ip6 dev eth0 nodad
 link set eth0 up
 EOF
+# The second rail, when the sandbox has one: eth1 on its own bridge and subnet.
+if [ -n "$rail1" ]; then
+  ip addr add "$rail1" dev eth1
+  ip link set eth1 up
+fi
 
 # A sysfs that shows this netns's devices (/sys/class/net = lo + eth0). `ip netns exec` would do
 # this too but drops the cgroup mounts, so the cgroup tree is moved back on top by hand.

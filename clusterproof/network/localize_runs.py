@@ -1,0 +1,126 @@
+"""From collective runs to the search and back: how an all-node run failed (its :class:`FailureKind`), the test
+the search runs for that kind, and one group run's :class:`Measurement`.
+
+Pure: these read a :class:`CollectiveResult` and settings; nothing here launches anything.
+
+The test follows the failure: a slow run is searched at the sweep's largest size against the 2-node threshold;
+a hang with the inventory's short ``localize.hang_timeout_s`` (a hung pair costs that, not ``timeout_s``); a crash
+with the same short timeout; wrong results with validation on (``-c 1`` at least).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+
+from clusterproof.errors import ClusterproofError
+from clusterproof.inventory import SweepSpec, Thresholds
+from clusterproof.network.collective import CollectiveResult
+from clusterproof.network.localize_model import FailureKind, Measurement
+from clusterproof.network.nccl import NcclRun
+from clusterproof.units import human_size
+
+# NCCL WARN lines are judged by the transport tests; an unfinished log is judged by `complete`.
+_NOT_FATAL = ("NCCL WARN", "log ends before")
+_TAIL_LINES = 4
+_FAILURE_WORDS = re.compile(r"failure|error|abort", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SearchTest:
+    """What every group of a search runs: one size, the kind's timeout and validation, extra env and MCA."""
+
+    kind: FailureKind
+    sweep: SweepSpec
+    size_bytes: int
+    timeout_s: float
+    env: Mapping[str, str] = field(default_factory=dict)
+    mca: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        check = f", -c {self.sweep.check}" if self.sweep.check else ""
+        return f"{self.kind} search: {human_size(self.size_bytes)} only{check}, timeout {self.timeout_s:g} s per run"
+
+
+def fatal_errors(run: NcclRun) -> list[str]:
+    return [e for e in run.errors if not any(m in e for m in _NOT_FATAL)]
+
+
+def wrong_count(run: NcclRun) -> int:
+    wrong = run.results["wrong"].dropna() if len(run.results) else pd.Series(dtype="Int64")
+    return int(wrong.sum()) if len(wrong) else 0
+
+
+def below_threshold(run: NcclRun, thresholds: Thresholds, collective: str, n_nodes: int) -> list[str]:
+    """One line per row under its threshold (after the inventory's tolerance)."""
+    out = []
+    factor = 1.0 - thresholds.tolerance_pct / 100.0
+    for size, placement, bw in zip(run.results["size_bytes"], run.results["placement"], run.results["busbw_gbs"], strict=True):
+        limit = thresholds.lookup(collective, n_nodes, int(size))
+        if limit is not None and float(bw) < limit * factor:
+            out.append(f"{human_size(int(size))} {placement}: busbw {float(bw):.3f} GB/s < {limit * factor:.3f}")
+    return out
+
+
+def failure_kind(res: CollectiveResult, thresholds: Thresholds, collective: str) -> FailureKind | None:
+    """How an all-node run failed (None: it did not). Order: hung, wrong, crashed, slow (a run with wrong
+    results exits non-zero too, and that is not a crash)."""
+    if res.timed_out:
+        return FailureKind.HUNG
+    run = res.run
+    if run is not None and wrong_count(run) > 0:
+        return FailureKind.WRONG
+    if res.rc != 0 or run is None or not run.complete or fatal_errors(run) or not len(run.results):
+        return FailureKind.CRASHED
+    if below_threshold(run, thresholds, collective, len(res.nodes)):
+        return FailureKind.SLOW
+    return None
+
+
+def search_test(kind: FailureKind, sweep: SweepSpec, *, timeout_s: float, hang_timeout_s: float,
+                env: Mapping[str, str] | None = None, mca: Mapping[str, str] | None = None) -> SearchTest:
+    """The test every group of a ``kind`` search runs (see the module docstring)."""
+    size = sweep.sizes()[-1]
+    one = replace(sweep, min_bytes=size, max_bytes=size)
+    if kind is FailureKind.WRONG:
+        one = replace(one, check=max(1, sweep.check))
+    timeout = min(timeout_s, hang_timeout_s) if kind in (FailureKind.HUNG, FailureKind.CRASHED) else timeout_s
+    return SearchTest(kind, one, size, timeout, dict(env or {}), dict(mca or {}))
+
+
+def _tail(text: str) -> tuple[str, ...]:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip() and not ln.startswith("# clusterproof job")]
+    return tuple(lines[-_TAIL_LINES:])
+
+
+def measurement(nodes: Sequence[str], outcome: CollectiveResult | ClusterproofError, test: SearchTest) -> Measurement:
+    """One group run as the search sees it. A run that did not start, hung, crashed or returned wrong results
+    carries its error and no number."""
+    names = tuple(nodes)
+    if isinstance(outcome, ClusterproofError):
+        return Measurement(names, error=str(outcome).splitlines()[0], ran=False)
+    res = outcome
+    log = f"logs/{res.log_path.name}"
+    base = {"seconds": res.seconds, "log": log}
+    if res.timed_out:
+        return Measurement(names, failure=FailureKind.HUNG, error=f"timed out after {test.timeout_s:g} s; its processes were ended on every node",
+                           lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
+    run = res.run
+    if run is None:
+        said = next((ln.strip() for ln in res.log_text.splitlines() if _FAILURE_WORDS.search(ln) and not ln.startswith("#")), None)
+        why = said or (res.parse_error or "").split(": ", 1)[-1][:160]
+        return Measurement(names, failure=FailureKind.CRASHED, error=f"exit code {res.rc}, no nccl-tests output: {why}",
+                           lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
+    wrong = wrong_count(run)
+    if wrong:
+        return Measurement(names, failure=FailureKind.WRONG, error=f"#wrong = {wrong} (corrupted results, exit code {res.rc})",
+                           lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
+    fatal = fatal_errors(run)
+    if res.rc != 0 or fatal or not run.complete or not len(run.results):
+        why = fatal[0] if fatal else ("the log ends before the nccl-tests footer" if not run.complete else "no result row")
+        return Measurement(names, failure=FailureKind.CRASHED, error=f"exit code {res.rc}: {why}", lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
+    rows = run.results[run.results["size_bytes"] == run.results["size_bytes"].max()]  # the searched size
+    return Measurement(names, busbw_gbs=float(rows["busbw_gbs"].min()), **base)  # type: ignore[arg-type]
