@@ -105,9 +105,9 @@ def test_calibrated_references_pass_a_third_healthy_run(sandbox: Sandbox) -> Non
     assert ref and all(f.status is Status.PASS for f in ref), [f.message for f in ref if f.status is not Status.PASS]
     assert any("% of reference" in f.message for f in ref)
     lr = by(third, Criterion.LINE_RATE)
-    assert lr and "of 1x100G" in lr[0].message and "sandbox stand-in facts" in lr[0].message
+    assert lr and "of 1x400G" in lr[0].message and "sandbox stand-in facts" in lr[0].message
     page = (third / "index.html").read_text()
-    assert "% of reference" in page and "of 1x100G" in page
+    assert "% of reference" in page and "of 1x400G" in page
 
 
 def test_slowed_node_is_named_as_outlier_above_the_floor(sandbox: Sandbox) -> None:

@@ -87,7 +87,8 @@ def test_dead_rgw_is_one_line_and_cleanup_leaves_nothing(inventory: Path, tmp_pa
             child.kill()
         print(rgw.start_radosgw(STATE_DIR / "rgw"))
     assert child.returncode == 1, out[-4000:]
-    assert "1 failed" in out and f"\nRGW at {endpoint} stopped answering during test_s3_access_matrix[" in out, out[-4000:]
+    # the death lands in a test's setup or in its call, depending on timing: one failed or one error, never more
+    assert ("1 failed" in out or "1 error" in out) and f"\nRGW at {endpoint} stopped answering during test_s3_access_matrix[" in out, out[-4000:]
     assert out.count("stopped answering") == 2, out[-4000:]  # the failure, and the one cleanup warning naming it
     assert "Traceback" not in out and out.count("EndpointConnectionError") <= 1, out[-4000:]
 

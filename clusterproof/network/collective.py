@@ -119,7 +119,7 @@ def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: M
     settings = inv.nccl_tests
     binary = f"{settings.bin_dir.rstrip('/')}/{collective}_perf"
     cmd = _sweep_command(binary, sweep or settings.sweep)
-    mca = dict(settings.mca)
+    mca = {**settings.mca, **(extra_mca or {})}
     if JOB_MARKER in env:  # tags mpirun and every orted on their command line, and puts the session dir in scratch
         mca.setdefault("clusterproof_job", env[JOB_MARKER])
         if "CLUSTERPROOF_SCRATCH" in env:
@@ -133,7 +133,6 @@ def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: M
                     mpi=slurm.mpi if slurm else "pmix", srun=slurm.srun if slurm else "srun",
                     extra_args=tuple(srun_job.srun_job_options(slurm, env.get(JOB_MARKER), settings.timeout_s))).argv(cmd)
         return ["env", *(f"{k}={v}" for k, v in env.items()), *srun] if env else srun
-    mca = {**settings.mca, **(extra_mca or {})}
     return Mpirun(hosts=[HostSlot(n.host, n.slots) for n in nodes], env=env, mca=mca, mpirun=settings.mpirun).argv(cmd)
 
 

@@ -74,7 +74,7 @@ def write_hca(ib_dir: Path, node_name: str) -> None:
         d.mkdir(parents=True, exist_ok=True)
     # rate: a stand-in fact (the veth has no line rate); line-rate fractions on the sandbox say so.
     for name, text in {"state": "4: ACTIVE", "phys_state": "5: LinkUp", "link_layer": "Ethernet",
-                       "rate": "100 Gb/sec (4X EDR)"}.items():
+                       "rate": "400 Gb/sec (4X NDR)"}.items():
         (port / name).write_text(text + "\n")
     (hca / "node_type").write_text("1: CA\n")
     (hca / "hca_type").write_text(f"clusterproof sandbox HCA ({node_name})\n")
