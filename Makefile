@@ -31,7 +31,7 @@ demo: venv system-deps
 
 lint: venv
 	$(VENV)/bin/ruff check clusterproof fixtures suites tests bench conftest.py
-	$(VENV)/bin/mypy clusterproof fixtures
+	$(VENV)/bin/mypy --strict clusterproof fixtures
 
 mutation: venv  ## mutation testing of the pure modules (slow: ~10 min on 2 cores); see tests/MUTATION.md
 	rm -rf mutants

@@ -203,6 +203,7 @@ def _storage_status(state_dir: Path) -> dict[str, object]:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from clusterproof.sandbox import cluster, fault_fabric, faults, health_faults
     from clusterproof.sandbox import slurm as sandbox_slurm
+    from clusterproof.sandbox.state import SandboxCluster
 
     state_dir = state_dir_of(args)
     if args.action == "up":
@@ -218,7 +219,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             st["storage"] = _storage_status(state_dir)
         print(yaml.safe_dump(st, sort_keys=False))
     elif args.action == "fault":
-        sbx = cluster.SandboxCluster.from_state(state_dir)
+        sbx = SandboxCluster.from_state(state_dir)
         kind, node = args.kind, args.node
         actions = {
             "slow-link": lambda: faults.slow_link(sbx, node, rate=args.rate, delay=args.delay, rail=args.rail),

@@ -48,7 +48,8 @@ class FieldReader:
             return default
         full = f"{path}.{key}" if path else key
         try:
-            return conv(m[key], full)
+            converted: T = conv(m[key], full)
+            return converted
         except ValueError as e:
             self.problem(full, str(e))
             return default

@@ -238,12 +238,12 @@ def _read_ssh(r: FieldReader, raw: Any) -> SshSettings:
     if m.get("jump_host") is not None:
         jp = "ssh.jump_host"
         jm = r.mapping(m["jump_host"], jp, {"host", "port", "user"}, {"host"})
-        jump = JumpHost(host=r.get(jm, "host", jp, as_text, ""), port=r.get(jm, "port", jp, as_int(1, 65535), 22), user=r.get(jm, "user", jp, as_text, None))  # type: ignore[arg-type]
+        jump = JumpHost(host=r.get(jm, "host", jp, as_text, ""), port=r.get(jm, "port", jp, as_int(1, 65535), 22), user=r.get(jm, "user", jp, as_text, None))
     s = SshSettings(
         user=r.get(m, "user", p, as_text, "root"),
-        key_file=r.get(m, "key_file", p, as_path, None),  # type: ignore[arg-type]
+        key_file=r.get(m, "key_file", p, as_path, None),
         use_agent=r.get(m, "use_agent", p, as_bool, True),
-        known_hosts=r.get(m, "known_hosts", p, as_path, None),  # type: ignore[arg-type]
+        known_hosts=r.get(m, "known_hosts", p, as_path, None),
         strict_host_keys=r.get(m, "strict_host_keys", p, as_bool, True),
         jump_host=jump,
         connect_timeout_s=r.get(m, "connect_timeout_s", p, as_number(0.1), 10.0),
@@ -324,7 +324,7 @@ def _read_nccl(r: FieldReader, raw: Any) -> NcclTestsSettings:
         mca=r.get(m, "mca", p, as_str_map, {}),
         sweep=sweep,
         timeout_s=r.get(m, "timeout_s", p, as_number(1.0), 900.0),
-        debug=r.get(m, "debug", p, one_of("off", "on", "strict"), "on"),  # type: ignore[arg-type]
+        debug=r.get(m, "debug", p, one_of("off", "on", "strict"), "on"),
         expect_net=r.get(m, "expect_net", p, as_text, "IB"),
         expect_gdr=r.get(m, "expect_gdr", p, as_bool, True),
     )
@@ -344,12 +344,12 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
         endpoint=r.get(m, "endpoint", p, as_text, ""),
         region=r.get(m, "region", p, as_text, "default"),
         issuers=issuers,
-        admin_access_key_env=r.get(m, "admin_access_key_env", p, as_env_name, None),  # type: ignore[arg-type]
-        admin_secret_key_env=r.get(m, "admin_secret_key_env", p, as_env_name, None),  # type: ignore[arg-type]
-        http_base_url=r.get(m, "http_base_url", p, as_text, None),  # type: ignore[arg-type]
-        http_token_env=r.get(m, "http_token_env", p, as_env_name, None),  # type: ignore[arg-type]
+        admin_access_key_env=r.get(m, "admin_access_key_env", p, as_env_name, None),
+        admin_secret_key_env=r.get(m, "admin_secret_key_env", p, as_env_name, None),
+        http_base_url=r.get(m, "http_base_url", p, as_text, None),
+        http_token_env=r.get(m, "http_token_env", p, as_env_name, None),
         max_ttl_s=r.get(m, "max_ttl_s", p, as_int(1), 604800),
-        node_endpoint=r.get(m, "node_endpoint", p, as_text, None),  # type: ignore[arg-type]
+        node_endpoint=r.get(m, "node_endpoint", p, as_text, None),
         performance=read_performance(r, m.get("performance")),
         disruption_command=read_command(r, m.get("disruption_command"), f"{p}.disruption_command"),
         disruption_runs=r.get(m, "disruption_runs", p, as_int(1, 100), 1),
@@ -405,7 +405,7 @@ def parse_inventory(data: Any, source: str = "<memory>", environ: Mapping[str, s
         storage=_read_storage(r, top.get("storage")),
         source=source,
         standin=r.get(top, "standin", "", as_bool, False),
-        env_file=r.get(top, "env_file", "", as_path, None),  # type: ignore[arg-type]
+        env_file=r.get(top, "env_file", "", as_path, None),
         localize=read_localize(r, top.get("localize")),
         node_collectives=read_node_collectives(r, top.get("node_collectives"), COLLECTIVES),
         rails=read_rails(r, top.get("rails"), COLLECTIVES),

@@ -112,8 +112,8 @@ def read_localize(r: FieldReader, raw: Any) -> LocalizeSettings:
         r.problem(f"{p}.relative_drop", f"must be below 1, got {drop}")
     return LocalizeSettings(
         hang_timeout_s=r.get(m, "hang_timeout_s", p, as_number(1.0), 60.0),
-        max_concurrent=r.get(m, "max_concurrent", p, as_int(1), None),  # type: ignore[arg-type]
-        strategy=r.get(m, "strategy", p, one_of("auto", "pairs", "bisect"), "auto"),  # type: ignore[arg-type]
+        max_concurrent=r.get(m, "max_concurrent", p, as_int(1), None),
+        strategy=r.get(m, "strategy", p, one_of("auto", "pairs", "bisect"), "auto"),
         relative_drop=drop,
     )
 
@@ -128,7 +128,7 @@ def read_node_collectives(r: FieldReader, raw: Any, collectives: tuple[str, ...]
         r.problem(f"{p}.collective", f"unknown collective {coll!r} (known: {', '.join(collectives)})")
     return NodeCollectiveSettings(coll, _steps(r, m.get("min_busbw"), f"{p}.min_busbw"),
                                   _steps(r, m.get("ib_only_min_busbw"), f"{p}.ib_only_min_busbw"),
-                                  r.get(m, "ranks", p, as_int(2), None))  # type: ignore[arg-type]
+                                  r.get(m, "ranks", p, as_int(2), None))
 
 
 def read_rails(r: FieldReader, raw: Any, collectives: tuple[str, ...]) -> RailSettings | None:

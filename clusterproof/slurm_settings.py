@@ -98,12 +98,12 @@ def read_slurm(r: FieldReader, raw: Any, environ: Mapping[str, str]) -> SlurmSet
     m = r.mapping(raw, p, KEYS)
     from_alloc = r.get(m, "from_allocation", p, as_bool, False)
     return SlurmSettings(
-        partition=r.get(m, "partition", p, _slurm_name, None),  # type: ignore[arg-type]
-        account=r.get(m, "account", p, _slurm_name, None),  # type: ignore[arg-type]
-        reservation=r.get(m, "reservation", p, _slurm_name, None),  # type: ignore[arg-type]
-        constraints=r.get(m, "constraints", p, _pattern(_CONSTRAINT_RE, "a --constraint expression (e.g. h100&ib)"), None),  # type: ignore[arg-type]
-        gres=r.get(m, "gres", p, _pattern(_GRES_RE, "a GRES like gpu:8 or gpu:h100:8"), None),  # type: ignore[arg-type]
-        mpi=r.get(m, "mpi", p, one_of(*MPI_PLUGINS), "pmix"),  # type: ignore[arg-type]
+        partition=r.get(m, "partition", p, _slurm_name, None),
+        account=r.get(m, "account", p, _slurm_name, None),
+        reservation=r.get(m, "reservation", p, _slurm_name, None),
+        constraints=r.get(m, "constraints", p, _pattern(_CONSTRAINT_RE, "a --constraint expression (e.g. h100&ib)"), None),
+        gres=r.get(m, "gres", p, _pattern(_GRES_RE, "a GRES like gpu:8 or gpu:h100:8"), None),
+        mpi=r.get(m, "mpi", p, one_of(*MPI_PLUGINS), "pmix"),
         srun=r.get(m, "srun", p, as_text, "srun"),
         from_allocation=from_alloc,
         slots_per_node=r.get(m, "slots_per_node", p, as_int(1), 1),

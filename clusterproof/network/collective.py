@@ -33,7 +33,8 @@ from clusterproof.findings import Criterion, Evidence, Finding, Subject, failed,
 from clusterproof.inventory import Inventory, Node, SweepSpec
 from clusterproof.network import nccl, nccl_debug, srun_job
 from clusterproof.network.launch import HostSlot, Mpirun, NcclTestsCommand, Srun, render
-from clusterproof.nodes.ssh import CommandResult, SshPool
+from clusterproof.nodes.ssh import SshPool
+from clusterproof.nodes.ssh_exec import CommandResult
 from clusterproof.redact import redact
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from clusterproof.errors import ClusterproofError
-from clusterproof.inventory import SweepSpec, Thresholds
+from clusterproof.inventory import SweepSpec
 from clusterproof.network.collective import CollectiveResult
 from clusterproof.network.localize_model import FailureKind, Measurement
 from clusterproof.network.nccl import NcclRun
+from clusterproof.thresholds import Thresholds
 from clusterproof.units import human_size
 
 # NCCL WARN lines are judged by the transport tests; an unfinished log is judged by `complete`.

@@ -96,7 +96,8 @@ def check_latency(rows: pd.DataFrame, max_bytes: int, limit_us: float | None, su
     for (coll, node_set, n, placement), g in _curves(small):
         s = subject or Subject("node_set", node_set)
         slow = g[g["time_us"] >= limit_us]
-        for r in cast(list[Any], list(slow.itertuples())):
+        slow_rows: list[Any] = list(slow.itertuples())
+        for r in slow_rows:
             out.append(failed(Criterion.COLLECTIVES, s,
                               f"{coll} {n} nodes {human_size(int(r.size_bytes))} {placement}: time {float(r.time_us):.1f} us "
                               f">= latency limit {limit_us:g} us",

@@ -14,7 +14,7 @@ import pandas as pd
 
 from clusterproof import findings as fd
 from clusterproof.findings import Criterion, Evidence, Finding, Subject
-from clusterproof.inventory import Thresholds
+from clusterproof.thresholds import Thresholds
 from clusterproof.units import human_size
 
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from clusterproof.report.plots import PALETTE, Drawn, Plot, plt, save, size_ticks
+from clusterproof.report.plots import (  # plots sets the Agg backend first
+    PALETTE,
+    Drawn,
+    Plot,
+    save,
+    size_ticks,
+)
 
 
 def read_rows(outdir: Path) -> pd.DataFrame:

@@ -153,7 +153,7 @@ def _alive(pid: int) -> bool:
 def _healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-            return r.status == 200
+            return bool(r.status == 200)
     except OSError:
         return False
 
@@ -219,7 +219,7 @@ def start(state_dir: Path, endpoint: str, secrets_env: dict[str, str], front_por
 def _front_healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
-            return r.status == 200
+            return bool(r.status == 200)
     except OSError:
         return False
 

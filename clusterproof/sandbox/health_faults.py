@@ -26,6 +26,7 @@ from pathlib import Path
 from clusterproof.errors import SandboxError
 from clusterproof.nodes.health_xid import XID_TABLE
 from clusterproof.sandbox import health_standins as st
+from clusterproof.sandbox.gids import HCA, PORT
 from clusterproof.sandbox.state import SandboxCluster, SandboxNode
 
 _RATE_NAMES = {100: "4X EDR", 200: "4X HDR", 400: "4X NDR", 800: "4X XDR", 50: "2X HDR", 25: "1X EDR", 10: "4X QDR"}
@@ -84,14 +85,14 @@ def port_down(cluster: SandboxCluster, node: str | SandboxNode) -> str:
     n = _node(cluster, node)
     rate = (st.port_dir(n.state_dir) / "rate").read_text().strip()
     st.write_port(n.state_dir, state="1: DOWN", phys_state="3: Disabled", rate=rate)
-    return f"{n.name}: {st.HCA} port {st.PORT} DOWN (phys_state Disabled)"
+    return f"{n.name}: {HCA} port {PORT} DOWN (phys_state Disabled)"
 
 
 def port_up(cluster: SandboxCluster, node: str | SandboxNode) -> str:
     n = _node(cluster, node)
     rate = (st.port_dir(n.state_dir) / "rate").read_text().strip()
     st.write_port(n.state_dir, rate=rate)
-    return f"{n.name}: {st.HCA} port {st.PORT} ACTIVE, LinkUp"
+    return f"{n.name}: {HCA} port {PORT} ACTIVE, LinkUp"
 
 
 def port_rate(cluster: SandboxCluster, node: str | SandboxNode, gbps: int) -> str:
@@ -101,7 +102,7 @@ def port_rate(cluster: SandboxCluster, node: str | SandboxNode, gbps: int) -> st
     state = (st.port_dir(n.state_dir) / "state").read_text().strip()
     phys = (st.port_dir(n.state_dir) / "phys_state").read_text().strip()
     st.write_port(n.state_dir, state=state, phys_state=phys, rate=f"{gbps} Gb/sec ({_RATE_NAMES[gbps]})")
-    return f"{n.name}: {st.HCA} port {st.PORT} rate {gbps} Gb/sec ({_RATE_NAMES[gbps]})"
+    return f"{n.name}: {HCA} port {PORT} rate {gbps} Gb/sec ({_RATE_NAMES[gbps]})"
 
 
 def restore_port_rate(cluster: SandboxCluster, node: str | SandboxNode) -> str:
@@ -109,7 +110,7 @@ def restore_port_rate(cluster: SandboxCluster, node: str | SandboxNode) -> str:
     state = (st.port_dir(n.state_dir) / "state").read_text().strip()
     phys = (st.port_dir(n.state_dir) / "phys_state").read_text().strip()
     st.write_port(n.state_dir, state=state, phys_state=phys)
-    return f"{n.name}: {st.HCA} port {st.PORT} rate {st.RATE}"
+    return f"{n.name}: {HCA} port {PORT} rate {st.RATE}"
 
 
 def _known_counter(counter: str) -> None:
@@ -126,12 +127,12 @@ def counter(cluster: SandboxCluster, node: str | SandboxNode, name: str, delta: 
         raise SandboxError(f"counter: DELTA must be >= 1, got {delta}")
     if not during_run:
         st.write_counter(n.state_dir, name, st.read_counter(n.state_dir, name) + delta)
-        return f"{n.name}: {st.HCA} port {st.PORT} {name} +{delta} (now {st.read_counter(n.state_dir, name)})"
+        return f"{n.name}: {HCA} port {PORT} {name} +{delta} (now {st.read_counter(n.state_dir, name)})"
     _stop_watch(n)
     proc = subprocess.Popen([sys.executable, "-m", "clusterproof.sandbox.counter_watch", str(n.state_dir), n.netns, name, str(delta)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     (st.standin_dir(n.state_dir) / WATCH_PID).write_text(f"{proc.pid}\n")
-    return f"{n.name}: {st.HCA} port {st.PORT} {name} will grow by {delta} while the next collective runs on it (watcher pid {proc.pid})"
+    return f"{n.name}: {HCA} port {PORT} {name} will grow by {delta} while the next collective runs on it (watcher pid {proc.pid})"
 
 
 def _stop_watch(n: SandboxNode) -> None:
@@ -154,7 +155,7 @@ def clear_counter(cluster: SandboxCluster, node: str | SandboxNode, name: str) -
     _known_counter(name)
     _stop_watch(n)
     st.write_counter(n.state_dir, name, {**st.COUNTERS, **st.HW_COUNTERS}[name])
-    return f"{n.name}: {st.HCA} port {st.PORT} {name} back to {st.read_counter(n.state_dir, name)}"
+    return f"{n.name}: {HCA} port {PORT} {name} back to {st.read_counter(n.state_dir, name)}"
 
 
 def ecc(cluster: SandboxCluster, node: str | SandboxNode, gpu: int = 1) -> str:

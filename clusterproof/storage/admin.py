@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from rgwadmin import RGWAdmin
 from rgwadmin.exceptions import NoSuchBucket, NoSuchUser, RGWAdminException, UserAlreadyExists
+from rgwadmin.rgw import RGWAdmin
 
 from clusterproof.redact import REDACTOR, redact
 from clusterproof.storage import policy

@@ -76,7 +76,8 @@ def make_job(cred: TempCredential, endpoint: str, region: str, perf: Performance
 
 def run_local(job: Mapping[str, Any]) -> dict[str, Any]:
     """Run the client in this process (the head node)."""
-    return datapath_client.run_job(dict(job))
+    answer: dict[str, Any] = datapath_client.run_job(dict(job))
+    return answer
 
 
 def run_on_nodes(pool: Any, jobs: Mapping[str, Mapping[str, Any]], timeout_s: float) -> dict[str, dict[str, Any]]:

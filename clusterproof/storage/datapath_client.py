@@ -21,6 +21,8 @@ The answer: ``{"client", "samples": [...], "phases": [...], "errors": [...]}``: 
 per (operation, size, concurrency) with its wall time.
 """
 
+from __future__ import annotations
+
 import datetime
 import hashlib
 import hmac
@@ -31,7 +33,19 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 from xml.etree import ElementTree
+
+if TYPE_CHECKING:  # typing only: nothing here runs on the nodes
+    from typing import Protocol
+
+    class _Note(Protocol):
+        """``note(kind, **row)``: records one sample (``kind == "sample"``) or error row."""
+
+        def __call__(self, kind: str, **row: Any) -> None: ...
+
+_T = TypeVar("_T")
 
 CHUNK = 1 << 20
 UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -41,12 +55,13 @@ _BASE = os.urandom(CHUNK)
 # --- signing ---------------------------------------------------------------------------------------------------
 
 
-def _quote(text, safe="-_.~"):
+def _quote(text: str, safe: str = "-_.~") -> str:
     return urllib.parse.quote(text, safe=safe)
 
 
-def sign(method, host, path, query, headers, access_key, secret_key, session_token, region, now=None,
-         payload_hash=UNSIGNED):
+def sign(method: str, host: str, path: str, query: Iterable[tuple[str, str]], headers: Mapping[str, str],
+         access_key: str, secret_key: str, session_token: str | None, region: str,
+         now: datetime.datetime | None = None, payload_hash: str = UNSIGNED) -> dict[str, str]:
     """The headers (``Authorization``, ``x-amz-date``, ``x-amz-content-sha256``, maybe ``x-amz-security-token``)
     that make ``method host path?query`` an AWS SigV4-signed S3 request. ``path`` is already URL-encoded;
     ``query`` is a list of (name, value) pairs, not encoded."""
@@ -78,7 +93,7 @@ def sign(method, host, path, query, headers, access_key, secret_key, session_tok
 # --- contents ---------------------------------------------------------------------------------------------------
 
 
-def chunks(key, size):
+def chunks(key: str, size: int) -> Iterator[bytes]:
     """The generated contents of ``key`` (``size`` bytes), in chunks of at most 1 MiB."""
     done, j = 0, 0
     while done < size:
@@ -89,7 +104,7 @@ def chunks(key, size):
         j += 1
 
 
-def digest_of(key, size, start=0, length=None):
+def digest_of(key: str, size: int, start: int = 0, length: int | None = None) -> str:
     """sha256 of bytes ``start .. start+length`` of ``key``'s contents."""
     length = size - start if length is None else length
     h = hashlib.sha256()
@@ -107,13 +122,13 @@ def digest_of(key, size, start=0, length=None):
 class _Body:
     """A file-like body over ``chunks`` (http.client sends it piece by piece, never the whole object at once)."""
 
-    def __init__(self, key, size, start=0, length=None):
+    def __init__(self, key: str, size: int, start: int = 0, length: int | None = None) -> None:
         self._it = chunks(key, size)
         self._skip = start
         self._left = size - start if length is None else length
         self._cur = memoryview(b"")
 
-    def read(self, n=-1):
+    def read(self, n: int | None = -1) -> bytes:
         while not len(self._cur) and self._left > 0:
             c = next(self._it, b"")
             if not c:
@@ -133,7 +148,7 @@ class _Body:
 
 
 class S3Error(Exception):
-    def __init__(self, what, status, body):
+    def __init__(self, what: str, status: int, body: bytes) -> None:
         code = ""
         try:
             code = ElementTree.fromstring(body).findtext("Code") or ""
@@ -147,19 +162,32 @@ class S3Error(Exception):
 class Client:
     """One keep-alive connection to the endpoint, signing with one credential. Not thread-safe: one per thread."""
 
-    def __init__(self, job):
+    def __init__(self, job: Mapping[str, Any]) -> None:
         parts = urllib.parse.urlsplit(job["endpoint"])
         self.https = parts.scheme == "https"
         self.host = parts.netloc
         self.job = job
         self.timeout = float(job.get("timeout_s", 60))
-        self.conn = None
+        self.conn: http.client.HTTPConnection | None = None
 
-    def _connect(self):
+    def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
         self.conn = cls(self.host, timeout=self.timeout, blocksize=CHUNK)
+        return self.conn
 
-    def request(self, method, key, query=(), body=None, length=0, headers=None, sink=None):
+    @overload
+    def request(self, method: str, key: str | None, query: Sequence[tuple[str, str]] = ...,
+                body: bytes | _Body | None = ..., length: int = ..., headers: Mapping[str, str] | None = ...,
+                sink: None = ...) -> tuple[int, dict[str, str], bytes, float, float]: ...
+
+    @overload
+    def request(self, method: str, key: str | None, query: Sequence[tuple[str, str]] = ...,
+                body: bytes | _Body | None = ..., length: int = ..., headers: Mapping[str, str] | None = ..., *,
+                sink: Callable[[bytes], None]) -> tuple[int, dict[str, str], bytes | None, float, float]: ...
+
+    def request(self, method: str, key: str | None, query: Sequence[tuple[str, str]] = (),
+                body: bytes | _Body | None = None, length: int = 0, headers: Mapping[str, str] | None = None,
+                sink: Callable[[bytes], None] | None = None) -> tuple[int, dict[str, str], bytes | None, float, float]:
         """Send one request; returns (status, headers, body bytes or None when ``sink`` took it, ttfb_s, total_s).
         ``sink(chunk)`` receives a GET body as it arrives."""
         path = "/" + _quote(self.job["bucket"]) + ("/" + _quote(key, safe="-_.~/") if key is not None else "")
@@ -170,14 +198,15 @@ class Client:
                     self.job.get("session_token"), self.job.get("region") or "default")
         url = path + ("?" + "&".join(f"{_quote(k)}={_quote(v)}" if v != "" else _quote(k) for k, v in query) if query else "")
         for attempt in (0, 1):  # one reconnect: the server may have closed an idle keep-alive connection
-            if self.conn is None:
-                self._connect()
+            conn = self.conn
+            if conn is None:
+                conn = self._connect()
             t0 = time.perf_counter()
             try:
-                self.conn.request(method, url, body=body, headers=hdrs, encode_chunked=False)
-                resp = self.conn.getresponse()
+                conn.request(method, url, body=body, headers=hdrs, encode_chunked=False)
+                resp = conn.getresponse()
             except (ConnectionError, http.client.HTTPException, OSError):
-                self.conn.close()
+                conn.close()
                 self.conn = None
                 if attempt or (body is not None and not hasattr(body, "decode")):
                     raise
@@ -194,23 +223,23 @@ class Client:
                 data = resp.read()
             total = time.perf_counter() - t0
             if resp.getheader("connection", "").lower() == "close":
-                self.conn.close()
+                conn.close()
                 self.conn = None
             return resp.status, dict(resp.getheaders()), data, ttfb, total
         raise ConnectionError("unreachable")
 
-    def close(self):
+    def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
 
     # S3 operations, each raising S3Error on an error status
-    def put(self, key, size):
+    def put(self, key: str, size: int) -> tuple[float, float]:
         status, _, data, ttfb, total = self.request("PUT", key, body=_Body(key, size), length=size)
         if status != 200:
             raise S3Error(f"PUT {key}", status, data)
         return ttfb, total
 
-    def put_multipart(self, key, size, part_size):
+    def put_multipart(self, key: str, size: int, part_size: int) -> tuple[None, float]:
         t0 = time.perf_counter()
         status, _, data, _, _ = self.request("POST", key, query=[("uploads", "")], body=b"", length=0)
         if status != 200:
@@ -238,27 +267,31 @@ class Client:
             raise
         return None, time.perf_counter() - t0
 
-    def get(self, key):
+    def get(self, key: str) -> tuple[str, int, float, float]:
         """Returns (sha256 hex of the body, bytes received, ttfb_s, total_s)."""
         h = hashlib.sha256()
         got = [0]
 
-        def sink(c):
+        def sink(c: bytes) -> None:
             h.update(c)
             got[0] += len(c)
 
         status, _, data, ttfb, total = self.request("GET", key, sink=sink)
         if status != 200:
-            raise S3Error(f"GET {key}", status, data)
+            # data is None for a 2xx other than 200 (the sink took the body): the error says the status, not a
+            # TypeError from parsing None
+            raise S3Error(f"GET {key}", status, data or b"")
         return h.hexdigest(), got[0], ttfb, total
 
-    def delete(self, key):
+    def delete(self, key: str) -> None:
         status, _, data, _, _ = self.request("DELETE", key)
         if status not in (200, 204, 404):
             raise S3Error(f"DELETE {key}", status, data)
 
-    def list_prefix(self, prefix):
+    def list_prefix(self, prefix: str) -> tuple[list[str], int, float]:
         """Every key under ``prefix`` (ListObjectsV2, paged). Returns (keys, requests, seconds)."""
+        keys: list[str]
+        token: str | None
         keys, token, pages, t0 = [], None, 0, time.perf_counter()
         while True:
             query = [("list-type", "2"), ("prefix", prefix), ("max-keys", "1000")]
@@ -276,7 +309,7 @@ class Client:
                 return keys, pages, time.perf_counter() - t0
 
 
-def _find(xml_bytes, tag):
+def _find(xml_bytes: bytes, tag: str) -> str:
     root = ElementTree.fromstring(xml_bytes)
     for e in root.iter():
         if e.tag.endswith(tag):
@@ -287,11 +320,11 @@ def _find(xml_bytes, tag):
 # --- the job ----------------------------------------------------------------------------------------------------
 
 
-def _threads(n, fn):
-    out = [None] * n
+def _threads(n: int, fn: Callable[[int], _T]) -> tuple[list[_T | None], float, float, float]:
+    out: list[_T | None] = [None] * n
     barrier = threading.Barrier(n)
 
-    def run(i):
+    def run(i: int) -> None:
         barrier.wait()
         out[i] = fn(i)
 
@@ -305,21 +338,26 @@ def _threads(n, fn):
     return out, wall, w0, w0 + wall
 
 
-def run_job(job):
+def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
     """Run the whole job; never raises for S3 trouble (errors are in the answer)."""
-    me = job.get("client", "head")
+    me: str = job.get("client", "head")
+    samples: list[dict[str, Any]]
+    phases: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
     samples, phases, errors = [], [], []
     lock = threading.Lock()
     deadline = time.monotonic() + float(job.get("deadline_s", 600))
     part_size = int(job.get("part_size", 16 << 20))
 
-    def note(kind, **row):
+    def note(kind: str, **row: Any) -> None:
         with lock:
             (samples if kind == "sample" else errors).append(dict(row, client=me))
 
     steps = job.get("steps") or [[size, conc] for size in job["sizes"] for conc in job["concurrency"]]
     if job.get("start_at"):
         time.sleep(max(0.0, min(30.0, float(job["start_at"]) - time.time())))  # every client starts together
+    size: int
+    conc: int
     for size, conc in steps:
         if time.monotonic() > deadline:
             errors.append({"client": me, "op": "job", "size": size, "concurrency": conc,
@@ -328,12 +366,14 @@ def run_job(job):
         per = int(job.get("objects", 1))
         base = f"{job['prefix']}{me}/s{size}-c{conc}/"
         keys = [[f"{base}t{t}-{i}" for i in range(per)] for t in range(conc)]
-        written = {}
+        written: dict[str, str] = {}
 
-        def put_all(t, size=size, keys=keys, conc=conc, written=written):
+        def put_all(t: int, size: int = size, keys: list[list[str]] = keys, conc: int = conc,
+                    written: dict[str, str] = written) -> None:
             c = Client(job)
             try:
                 for key in keys[t]:
+                    ttfb: float | None
                     try:
                         if size > part_size:
                             ttfb, total = c.put_multipart(key, size, part_size)
@@ -352,7 +392,8 @@ def run_job(job):
         phases.append({"client": me, "op": "put", "size": size, "concurrency": conc, "wall_s": wall,
                        "objects": len(written), "bytes": len(written) * size, "t_start": t0, "t_end": t1})
 
-        def get_all(t, size=size, keys=keys, conc=conc, written=written):
+        def get_all(t: int, size: int = size, keys: list[list[str]] = keys, conc: int = conc,
+                    written: dict[str, str] = written) -> int:
             c = Client(job)
             ok = 0
             try:
@@ -386,10 +427,10 @@ def run_job(job):
     return {"client": me, "samples": samples, "phases": phases, "errors": errors}
 
 
-def _delete(job, keys, note, size, conc):
+def _delete(job: Mapping[str, Any], keys: Sequence[str], note: _Note, size: int, conc: int) -> None:
     workers = max(1, min(8, len(keys)))
 
-    def drop(t):
+    def drop(t: int) -> None:
         c = Client(job)
         try:
             for key in keys[t::workers]:
@@ -404,13 +445,13 @@ def _delete(job, keys, note, size, conc):
         _threads(workers, drop)
 
 
-def _list_step(job, note, phases, me):
+def _list_step(job: Mapping[str, Any], note: _Note, phases: list[dict[str, Any]], me: str) -> None:
     n = int(job["list_keys"])
     prefix = f"{job['prefix']}{me}/list/"
     keys = [f"{prefix}k{i:06d}" for i in range(n)]
     workers = max(1, min(8, n))
 
-    def put_some(t):
+    def put_some(t: int) -> None:
         c = Client(job)
         try:
             for key in keys[t::workers]:
@@ -442,7 +483,7 @@ def _list_step(job, note, phases, me):
     _delete(job, keys, note, 0, workers)
 
 
-def main():
+def main() -> int:
     job = json.loads(sys.stdin.read())
     json.dump(run_job(job), sys.stdout)
     sys.stdout.write("\n")

@@ -160,7 +160,7 @@ def validate_permission(permission: object) -> Permission:
     """
     if permission not in PERMISSIONS:
         raise ValueError(f"permission {permission!r}: expected one of {', '.join(PERMISSIONS)}")
-    return permission  # type: ignore[return-value]
+    return permission
 
 
 def validate_ttl(ttl_seconds: object, max_ttl_seconds: int, kind: str) -> int:
