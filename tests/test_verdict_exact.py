@@ -1,0 +1,74 @@
+"""clusterproof.network.verdict, to the letter: the performance findings (tolerance, the floor itself, the numbers
+and the log they rest on, the 4-node criterion) and the row verdicts of the tidy table. Written to kill the mutants
+`make mutation` found alive in verdict.py."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from clusterproof.findings import Criterion, Evidence, Status, Subject
+from clusterproof.network import verdict
+from clusterproof.thresholds import Thresholds
+
+M = 1 << 20
+
+
+def frame(rows: list[tuple[int, str, float, object]], index: list[int] | None = None) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["size_bytes", "placement", "busbw_gbs", "wrong"], index=index)
+    df["wrong"] = pd.array(df["wrong"], dtype="Int64")
+    return df
+
+
+TH10 = Thresholds(table={"all_reduce": {"*": {4 * M: 100.0}, 2: {M: 50.0}}}, tolerance_pct=10.0)
+
+
+def test_tolerance_sets_the_floor_and_the_floor_itself_passes() -> None:
+    rows = frame([(4 * M, "out-of-place", 90.0, 0), (4 * M, "in-place", 89.99, 0), (M, "out-of-place", 1.0, 0)])
+    found = verdict.performance(rows, TH10, collective="all_reduce", n_nodes=8, node_set="n1,n2", log_path="logs/j/out.txt")
+    assert [(f.status, f.message) for f in found] == [
+        (Status.PASS, "all_reduce 8 nodes 4M out-of-place: busbw 90.00 GB/s >= threshold 100.00 GB/s"),
+        (Status.FAIL, "all_reduce 8 nodes 4M in-place: busbw 89.99 GB/s < threshold 100.00 GB/s -10% (90.00)"),
+    ]  # 1M has no threshold for 8 nodes: no finding at all
+    assert all(f.criterion is Criterion.COLLECTIVES for f in found)
+    assert all(f.subject == Subject("node_set", "n1,n2") and f.evidence == (Evidence("logs/j/out.txt"),) for f in found)
+    assert found[1].values == {"busbw_gbs": 89.99, "threshold_gbs": 100.0, "floor_gbs": 90.0, "size_bytes": 4 * M}
+
+
+def test_without_tolerance_the_message_has_no_floor_and_no_log_means_no_evidence() -> None:
+    th = Thresholds(table=TH10.table, tolerance_pct=0.0)
+    found = verdict.performance(frame([(M, "in-place", 49.0, 0)]), th, collective="all_reduce", n_nodes=2)
+    assert [(f.status, f.message, f.evidence, f.subject) for f in found] == [
+        (Status.FAIL, "all_reduce 2 nodes 1M in-place: busbw 49.00 GB/s < threshold 50.00 GB/s", (),
+         Subject("node_set", "all_reduce-2nodes")),
+    ]
+
+
+def test_a_four_node_run_also_counts_for_the_four_node_criterion() -> None:
+    found = verdict.performance(frame([(4 * M, "out-of-place", 120.0, 0)]), TH10, collective="all_reduce", n_nodes=4)
+    assert [f.criterion for f in found] == [Criterion.COLLECTIVES, Criterion.FOUR_NODE]
+    assert found[0].subject == Subject("node_set", "all_reduce-4nodes")
+
+
+def test_run_subject_kinds() -> None:
+    assert verdict.run_subject("all_reduce", 2, "node01,node02") == Subject("pair", "node01,node02")
+    assert verdict.run_subject("all_reduce", 3, "a,b,c") == Subject("node_set", "a,b,c")
+    assert verdict.run_subject("alltoall", 4) == Subject("node_set", "alltoall-4nodes")
+
+
+def test_thresholds_follow_the_rows_index_and_are_nan_where_none_applies() -> None:
+    rows = frame([(M, "out-of-place", 1.0, 0), (4 * M, "out-of-place", 1.0, 0)], index=[7, 9])
+    limits = verdict.thresholds_for(rows, TH10, "all_reduce", 8)
+    assert list(limits.index) == [7, 9] and limits.dtype == "float64"
+    assert math.isnan(limits[7]) and limits[9] == 100.0
+
+
+def test_row_verdicts_apply_the_tolerance_the_floor_and_wrong_results() -> None:
+    rows = frame([(4 * M, "out-of-place", 90.0, 0), (4 * M, "in-place", 89.0, 0), (M, "out-of-place", 1.0, 3),
+                  (M, "in-place", 1.0, pd.NA)])
+    out = verdict.row_verdicts(rows, TH10, collective="all_reduce", n_nodes=8)
+    assert out["verdict"].tolist() == ["pass", "fail", "fail", "info"]
+    assert out["threshold_gbs"].tolist()[:2] == [100.0, 100.0] and out["threshold_gbs"].isna().tolist()[2:] == [True, True]
+    assert list(rows.columns) == ["size_bytes", "placement", "busbw_gbs", "wrong"]  # the input is not changed
+    assert verdict.row_verdicts(rows.iloc[:0], TH10, collective="all_reduce", n_nodes=8).empty
