@@ -212,17 +212,32 @@ class RgwAdminSession:
         with _claim(self.endpoint, "role:" + name) as mine:
             return mine and self._delete_role(name)
 
-    def _delete_role(self, name: str) -> bool:
-        try:
-            names = self.iam.list_role_policies(RoleName=name).get("PolicyNames", [])
-        except AWS_ERRORS as e:
-            if answer_of(e).not_found:
-                return False
-            raise IssuerError(f"{self.endpoint}: list policies of role {name}: {answer_of(e)}") from None
-        for pname in names:
-            self._iam_call(f"delete policy {pname} of role {name}", self.iam.delete_role_policy, missing_ok=True,
-                           RoleName=name, PolicyName=pname)
-        return self._iam_call(f"delete role {name}", self.iam.delete_role, missing_ok=True, RoleName=name)
+    def _delete_role(self, name: str, attempts: int = 5) -> bool:
+        # An issuer may still be attaching the role's policy while a reaper deletes the role: RGW then answers
+        # 409 (DeleteConflict, a policy is still attached). Policies are listed and removed again, a bounded
+        # number of times; the last conflict is raised.
+        for attempt in range(1, attempts + 1):
+            try:
+                names = self.iam.list_role_policies(RoleName=name).get("PolicyNames", [])
+            except AWS_ERRORS as e:
+                if answer_of(e).not_found:
+                    return False
+                raise IssuerError(f"{self.endpoint}: list policies of role {name}: {answer_of(e)}") from None
+            for pname in names:
+                self._iam_call(f"delete policy {pname} of role {name}", self.iam.delete_role_policy, missing_ok=True,
+                               RoleName=name, PolicyName=pname)
+            try:
+                self.iam.delete_role(RoleName=name)
+            except AWS_ERRORS as e:
+                answer = answer_of(e)
+                if answer.not_found:
+                    return False
+                if answer.status == 409 and attempt < attempts:
+                    time.sleep(0.05 * attempt)
+                    continue
+                raise IssuerError(f"{self.endpoint}: delete role {name}: {answer}") from None
+            return True
+        return False  # not reached: the last attempt returns or raises
 
     # --- buckets ----------------------------------------------------------------------------------------
 
