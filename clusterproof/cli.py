@@ -137,7 +137,9 @@ def _cmd_storage(args: argparse.Namespace) -> int:
     assert access and secret
     admin = RgwAdminSession(storage.endpoint, access, secret, region=storage.region)
     done = remove_suite_leftovers(admin)
-    if done.problems:  # one more pass: a deletion that timed out has often gone through (RGW just restarted)
+    if done.problems or any(count_suite_leftovers(admin).values()):
+        # one more pass: a deletion that timed out has often gone through (RGW just restarted), and a bucket
+        # an issuer was still making during the first pass is there now
         again = remove_suite_leftovers(admin)
         for mine, theirs in ((done.users, again.users), (done.roles, again.roles),
                              (done.helper_users, again.helper_users), (done.buckets, again.buckets)):

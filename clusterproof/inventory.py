@@ -152,6 +152,9 @@ class StorageSettings:
     rgw_restart_command: tuple[str, ...] = ()
     #: How many rounds each race of ``suites/storage/test_races.py`` runs.
     race_rounds: int = 3
+    #: What the storage suite made longer ago than this (by creation date, or by expiry for temporary
+    #: credentials) is an earlier run's leftover, and every run removes it at start.
+    stale_after_s: int = 21600
 
     def env_value(self, attr: str) -> str | None:
         """Read the secret held in the environment variable that field ``attr`` names."""
@@ -335,7 +338,8 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
         return None
     p = "storage"
     m = r.mapping(raw, p, {"endpoint", "region", "issuers", "admin_access_key_env", "admin_secret_key_env", "http_base_url", "http_token_env", "max_ttl_s",
-                           "node_endpoint", "performance", "disruption_command", "disruption_runs", "rgw_restart_command", "race_rounds"}, {"endpoint"})
+                           "node_endpoint", "performance", "disruption_command", "disruption_runs", "rgw_restart_command", "race_rounds",
+                           "stale_after_s"}, {"endpoint"})
     issuers = r.get(m, "issuers", p, as_str_list, ("rgw-user",))
     for kind in issuers:
         if kind not in ISSUER_KINDS:
@@ -355,6 +359,7 @@ def _read_storage(r: FieldReader, raw: Any) -> StorageSettings | None:
         disruption_runs=r.get(m, "disruption_runs", p, as_int(1, 100), 1),
         rgw_restart_command=read_command(r, m.get("rgw_restart_command"), f"{p}.rgw_restart_command"),
         race_rounds=r.get(m, "race_rounds", p, as_int(1, 1000), 3),
+        stale_after_s=r.get(m, "stale_after_s", p, as_int(600), 21600),
     )
     if s.node_endpoint and not s.node_endpoint.startswith(("http://", "https://")):
         r.problem(f"{p}.node_endpoint", f"expected an http:// or https:// URL, got {s.node_endpoint!r}")

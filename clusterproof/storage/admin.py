@@ -11,10 +11,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
-from rgwadmin.exceptions import NoSuchBucket, NoSuchUser, RGWAdminException, UserAlreadyExists
+from rgwadmin.exceptions import NoSuchBucket, NoSuchKey, NoSuchUser, RGWAdminException, UserAlreadyExists
 from rgwadmin.rgw import RGWAdmin
 
 from clusterproof.redact import REDACTOR, redact
@@ -250,6 +250,33 @@ class RgwAdminSession:
         except (RGWAdminException, requests.RequestException) as e:
             raise IssuerError(f"{self.endpoint}: get bucket {bucket}: {redact(str(e))}") from None
         return str(info["owner"])
+
+    def drop_dangling_bucket(self, bucket: str) -> bool:
+        """Remove the entry point of ``bucket`` when its instance is gone, as an RGW killed while it made or deleted
+        the bucket leaves it: listed by its owner, NoSuchBucket to every request, and no S3 call removes it.
+
+        Returns:
+            True when a dangling entry point was removed; False when the bucket is whole (nothing is touched) or
+            entirely gone.
+        Raises:
+            IssuerError: the admin API refused (it needs the ``metadata=*`` cap: ``radosgw-admin metadata rm
+                bucket:<name>`` does the same) or failed.
+        """
+        try:
+            self.rgw.get_bucket(bucket=bucket)
+            return False
+        except NoSuchBucket:
+            pass
+        except (RGWAdminException, requests.RequestException) as e:
+            raise IssuerError(f"{self.endpoint}: get bucket {bucket}: {redact(str(e))}") from None
+        try:
+            self.rgw.request("delete", f"/admin/metadata/bucket?format=json&key={quote(bucket, safe='')}")
+        except NoSuchKey:  # no entry point either: nothing of the bucket is left
+            return False
+        except (RGWAdminException, requests.RequestException) as e:
+            raise IssuerError(f"{self.endpoint}: remove the dangling entry point of bucket {bucket} (needs the "
+                              f"metadata=* cap): {type(e).__name__} {redact(str(e))}") from None
+        return True
 
     def owner_s3(self, bucket: str, owner: str | None = None) -> Any:
         """An S3 client acting as the owner of ``bucket`` (bucket policies can only be set by the owner).

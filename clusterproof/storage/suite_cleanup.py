@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from clusterproof.storage.admin import RgwAdminSession
 from clusterproof.storage.cleanup import delete_bucket
@@ -41,39 +43,91 @@ class SuiteLeftovers:
                 f"{len(self.buckets)} bucket(s)")
 
 
-def remove_suite_leftovers(admin: RgwAdminSession) -> SuiteLeftovers:
+def remove_suite_leftovers(admin: RgwAdminSession, stale_before: datetime | None = None) -> SuiteLeftovers:
     """Remove every temporary user (and key), role (and policy), helper user and bucket of the storage suite.
 
-    Keeps going past errors; what could not be removed is in ``problems``, one line each.
+    With ``stale_before`` only what an earlier run left, so that runs going on at the same time keep theirs:
+    temporary users and roles that expired at or before it, buckets created before it, and the helper users of
+    a tag that has such a bucket and none newer. Keeps going past errors; what could not be removed is in
+    ``problems``, one line each.
     """
     out = SuiteLeftovers()
     for issuer, found in ((RgwUserIssuer(admin.endpoint, *admin.keys, region=admin.region), out.users),
                           (StsIssuer(admin.endpoint, *admin.keys, region=admin.region), out.roles)):
         try:
-            found.extend(issuer.purge(SUITE_SCOPE))
+            found.extend(issuer.purge(SUITE_SCOPE, expired_before=stale_before))
         except IssuerError as e:
             found.extend(getattr(e, "deleted", []))
             out.problems.append(f"{issuer.kind} purge: {e}")
+    try:
+        listed = [b for b in admin.s3.list_buckets().get("Buckets", []) if BUCKET_RE.match(b["Name"])]
+    except AWS_ERRORS as e:
+        out.problems.append(f"list buckets: {answer_of(e)}")
+        return out
+    stale = [b["Name"] for b in listed if stale_before is None or _created_before(b, stale_before)]
     try:
         helpers = [uid for uid in admin.user_ids() if HELPER_USER_RE.match(uid)]
     except IssuerError as e:
         helpers = []
         out.problems.append(f"list users: {e}")
+    if stale_before is not None:
+        fresh_tags = {_tag_of_bucket(b["Name"]) for b in listed if b["Name"] not in stale}
+        stale_tags = {_tag_of_bucket(name) for name in stale} - fresh_tags
+        helpers = [uid for uid in helpers if _tag_of_helper(uid) in stale_tags]
     for uid in helpers:
         try:
             admin.delete_user(uid)
             out.helper_users.append(uid)
         except IssuerError as e:
             out.problems.append(str(e))
-    try:
-        buckets = [b["Name"] for b in admin.s3.list_buckets().get("Buckets", []) if BUCKET_RE.match(b["Name"])]
-    except AWS_ERRORS as e:
-        out.problems.append(f"list buckets: {answer_of(e)}")
-        return out
-    for name in buckets:
+    for name in stale:
         problems = delete_bucket(admin.s3, name)
         (out.problems.extend(problems) if problems else out.buckets.append(name))
+    out.problems.extend(_drop_dangling(admin, out.buckets))
     return out
+
+
+def _created_before(bucket: dict[str, Any], cutoff: datetime) -> bool:
+    created = bucket.get("CreationDate")
+    return isinstance(created, datetime) and created < cutoff
+
+
+def _tag_of_bucket(name: str) -> str:
+    """``cp-1a2b3c4d-g0-xyz`` -> ``1a2b3c4d-g0`` (the run hash and worker)."""
+    return "-".join(name.split("-")[1:3])
+
+
+def _tag_of_helper(uid: str) -> str:
+    """``cpt-1a2b3c4d-g0-assumer`` -> ``1a2b3c4d-g0``."""
+    return "-".join(uid.split("-")[1:3])
+
+
+def _drop_dangling(admin: RgwAdminSession, deleted: list[str]) -> list[str]:
+    """Buckets still listed after their deletion went through or said "no such bucket" (an RGW killed while it
+    made or deleted them leaves such a name): their dangling entry points are removed through the admin API.
+    Moves a bucket that stays listed from ``deleted`` to the problems returned."""
+    try:
+        still = {b["Name"] for b in admin.s3.list_buckets().get("Buckets", [])} & set(deleted)
+    except AWS_ERRORS as e:
+        return [f"list buckets: {answer_of(e)}"]
+    problems = []
+    for name in sorted(still):
+        deleted.remove(name)
+        try:
+            dropped = admin.drop_dangling_bucket(name)
+        except IssuerError as e:
+            problems.append(f"{name}: listed after its deletion, and its entry point could not be removed: {e}")
+            continue
+        if not dropped:  # whole after all (made again meanwhile?): one more ordinary deletion
+            problems.extend(delete_bucket(admin.s3, name))
+        try:
+            if name in {b["Name"] for b in admin.s3.list_buckets().get("Buckets", [])}:
+                problems.append(f"{name}: still listed after it was deleted")
+            else:
+                deleted.append(name)
+        except AWS_ERRORS as e:
+            problems.append(f"list buckets: {answer_of(e)}")
+    return problems
 
 
 def count_suite_leftovers(admin: RgwAdminSession) -> dict[str, int]:

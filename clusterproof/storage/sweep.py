@@ -50,8 +50,9 @@ class NameSweeper:
         return self._sweep(f"reap {customer or 'all customers'}",
                            lambda n: (customer is None or n.customer == customer) and n.expires_epoch <= epoch)
 
-    def purge(self, scope: str) -> list[str]:
-        """Delete every temporary principal whose customer is ``scope`` or ``scope-...``, expired or not.
+    def purge(self, scope: str, expired_before: datetime | None = None) -> list[str]:
+        """Delete every temporary principal whose customer is ``scope`` or ``scope-...``, expired or not (with
+        ``expired_before``: only those whose expiry is at or before it).
 
         For test cleanup. The scope must itself be a valid customer id, so an empty or dangling (``cpt-``) scope
         cannot wipe every customer, and ``cpt-x-g1`` never reaches ``cpt-x-g10``'s principals.
@@ -64,7 +65,9 @@ class NameSweeper:
             IssuerError: the principals could not be listed (nothing was deleted).
         """
         validate_scope(scope)
-        return self._sweep(f"purge {scope}", lambda n: customer_in_scope(n.customer, scope))
+        cutoff = None if expired_before is None else expired_before.timestamp()
+        return self._sweep(f"purge {scope}", lambda n: customer_in_scope(n.customer, scope)
+                           and (cutoff is None or n.expires_epoch <= cutoff))
 
     def list_ids(self, scope: str | None = None) -> list[str]:
         """The names of the temporary principals whose customer is ``scope`` or ``scope-...`` (all when None).

@@ -362,6 +362,9 @@ static void nodeFault(const char *prog) {
     printf(" .. %s pid %d: Test failure %s:%d\n", host, (int)getpid(), "nccl_standin.c", __LINE__);
     fflush(stdout);
     (void)prog;
+    /* ORTE forwards a rank's stdout asynchronously and an abort tears the job down at once: without a pause
+     * the failure line was lost about one run in ten (CI), and the suite could only quote MPI_ABORT's banner */
+    usleep(500000);
     MPI_Abort(MPI_COMM_WORLD, 3);
   } else if (!strcmp(word, "corrupt")) {
     corruptRank = worldRank;
