@@ -74,15 +74,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     reports = Path("reports")
     before = {p.name for p in reports.iterdir()} if reports.is_dir() else set()
     try:
-        rc = 0
-        if with_slurm:  # the network suite once through mpirun; then every suite through srun (reports/latest)
+        rc, join = 0, []
+        if with_slurm:  # the network suite once through mpirun, then every suite through srun: one run, one report
             doc = yaml.safe_load(inventory.read_text())
             doc["nccl_tests"]["launcher"] = "mpirun"
             mpirun_inventory = inventory.with_name("inventory-mpirun.yaml")
             mpirun_inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
             rc = run_suites(mpirun_inventory, args.pytest_args or [], paths=["suites/network"])
+            first = (reports / "latest").resolve()
+            if first.name not in before and (first / "metadata.json").is_file():
+                join = ["--join-run", str(first)]
         # Node and storage tests spread over the workers; fabric tests stay together on one (xdist_group).
-        rc = run_suites(inventory, args.pytest_args or ["-n", "auto"]) or rc
+        rc = run_suites(inventory, [*(args.pytest_args or ["-n", "auto"]), *join]) or rc
     finally:
         if not args.keep:
             sandbox_down(state_dir)
@@ -90,7 +93,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nreport: {latest / 'index.html'}\nsummary: {latest / 'summary.md'}")
     if with_slurm and reports.is_dir():
         runs = sorted(p for p in reports.iterdir() if p.name not in before and p.is_dir() and not p.is_symlink())
-        print("network rows by launcher (the launcher column of each run's results.parquet / results.csv):")
+        print("network rows by launcher (the launcher column of results.parquet / results.csv):")
         print("\n".join(_launcher_rows(runs)))
     print("(numbers come from the sandbox's CPU stand-in for nccl-tests, not from GPUs)")
     return rc

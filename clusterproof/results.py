@@ -34,6 +34,7 @@ NETWORK_COLUMNS: tuple[str, ...] = (
     "verdict",  # "pass" | "fail" | "info" (no threshold)
     "gid_index",  # Int64 or NA
     "launcher",  # "mpirun" | "srun"
+    "forced_nccl",  # str or None: result-changing NCCL settings forced in the launch environment (NCCL_ALGO=Ring; ...)
     "standin",  # bool: numbers come from the CPU stand-in, not nccl-tests on GPUs
     "nccl_tests_version",  # str or None
     "nccl_version",  # str or None

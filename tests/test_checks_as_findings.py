@@ -45,6 +45,7 @@ def test_node_checks_pass_fail_and_not_tested() -> None:
     missing = checks.check_binaries("node2", facts("sandbox-node2-nobinaries.txt", "node2"),
                                     ["/opt/nccl-tests/build/all_reduce_perf"], "/opt/nccl-tests/build")
     assert missing[0].status is Status.FAIL and "all_reduce_perf" in missing[0].message
+    assert [e.path for e in missing[0].evidence] == ["logs/facts/node2.txt"]  # the raw output the run kept
     assert checks.check_launcher("node1", good, "srun")[0].status is Status.NOT_TESTED
 
 
@@ -53,6 +54,7 @@ def test_clock_skew_names_the_furthest_node() -> None:
     found = checks.check_clock_skew(gathered, 1.0)
     assert [(f.subject.name, f.status, f.criterion) for f in found] == [("node3", Status.FAIL, Criterion.CLOCKS)]
     assert found[0].message.startswith("clock skew 1.702 s > 1.0 s (network.max_clock_skew_s); furthest: node3 at +1.700 s")
+    assert [e.path for e in found[0].evidence] == ["logs/facts/node3.txt"]
     ok = checks.check_clock_skew({k: v for k, v in gathered.items() if k != "node3"}, 1.0)
     assert ok[0].status is Status.PASS and dict(ok[0].values) == {"spread_s": pytest.approx(0.003), "limit_s": 1.0}
 

@@ -125,7 +125,7 @@ def test_slowed_node_is_named_as_outlier_above_the_floor(sandbox: Sandbox) -> No
 
 
 def test_forced_dip_is_named_with_its_size(sandbox: Sandbox) -> None:
-    inv = _inventory(sandbox.inventory, sandbox.work / "dips.yaml", network_checks={"max_dip_pct": 60})
+    inv = _inventory(sandbox.inventory, sandbox.work / "dips.yaml", network_checks={"max_dip_pct": 40})  # measured: 63% at 1M
     print(faults.slow_node(sandbox.cluster, "node02", 8.0, from_bytes=1 << 20))
     try:
         res, run_dir = run(sandbox, "suites/network/test_reference.py", "-k", "dip", inventory=inv)

@@ -289,3 +289,24 @@ def test_plots_have_no_overlapping_labels_even_with_many_sizes_and_node_sets() -
         plots.plt.close(fig)
 
 
+
+
+def test_large_message_table_shows_each_launchers_row(tmp_path: Path) -> None:
+    """A run joined by a second launcher (make demo: mpirun, then srun) shows one large-message row per launcher,
+    each saying which launcher produced it."""
+    net = without_slow_node(sample_tables()["network"])
+    both = pd.concat([net.assign(launcher="mpirun"), net.assign(launcher="srun")], ignore_index=True)
+    write_sample(tmp_path, network=both)
+    page = build(tmp_path).html_path.read_text()
+    large = page.split('<h2 id="large">')[1].split("</table>")[0]
+    assert "<th>Launcher</th>" in large
+    assert large.count("<td>mpirun</td>") == large.count("<td>srun</td>") > 0
+
+
+def test_a_forced_nccl_setting_is_shown_beside_the_busbw(tmp_path: Path) -> None:
+    net = without_slow_node(sample_tables()["network"])
+    write_sample(tmp_path, network=net.assign(forced_nccl="NCCL_ALGO=Ring"))
+    large = build(tmp_path).html_path.read_text().split('<h2 id="large">')[1].split("</table>")[0]
+    assert "<th>Forced NCCL setting</th>" in large and "NCCL_ALGO=Ring" in large and "their busbw is what" in large
+    write_sample(tmp_path, network=net)
+    assert "Forced NCCL" not in build(tmp_path).html_path.read_text()

@@ -3,6 +3,8 @@ and the rows a run adds; and clusterproof.report.parts: every process's rows and
 
 from __future__ import annotations
 
+import dataclasses
+
 import multiprocessing
 import os
 from pathlib import Path
@@ -93,6 +95,19 @@ def test_rows_of_a_run_carry_threshold_verdict_and_provenance(tmp_path: Path) ->
     # Transport rows come only from NCCL's own lines: a file without any gives rows with nothing NCCL said.
     ranks = transport_rows(res, inv, 3, "t")
     assert all(r["network"] is None for r in ranks)
+
+
+def test_a_forced_nccl_setting_stands_beside_the_busbw_it_produced(tmp_path: Path) -> None:
+    inv = load_inventory(EXAMPLE)
+    spec = GroupSpec("all_reduce", tuple(n.name for n in inv.nodes))
+    res = _result(tmp_path, list(spec.nodes))
+    plain = network_rows(spec, res, inv, 3, "t")
+    assert {r["forced_nccl"] for r in plain} == {None}
+    forced = dataclasses.replace(inv, nccl_tests=dataclasses.replace(
+        inv.nccl_tests, env={**inv.nccl_tests.env, "NCCL_PROTO": "LL", "NCCL_ALGO": "Ring", "NCCL_DEBUG": "WARN"}))
+    rows = network_rows(spec, res, forced, 3, "t")
+    assert {r["forced_nccl"] for r in rows} == {"NCCL_ALGO=Ring; NCCL_PROTO=LL"}  # NCCL_DEBUG changes no result
+    assert [r["busbw_gbs"] for r in rows] == [r["busbw_gbs"] for r in plain]
 
 
 def test_parts_of_every_process_are_merged(tmp_path: Path) -> None:

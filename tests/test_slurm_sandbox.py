@@ -8,6 +8,7 @@ One module-scoped sandbox (own state dir, subnet, prefix and Slurm ports), no RG
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -94,6 +95,30 @@ def test_suites_pass_with_srun_and_rows_say_srun(sbx: SandboxCluster) -> None:
     assert "srun -N 4 --ntasks-per-node=1 --mpi=pmix --nodelist=node01,node02,node03,node04 --export=ALL --label" in text
     assert "NCCL_DEBUG_SUBSYS=INIT,BOOTSTRAP,ENV,NET,GRAPH" in text  # a value with commas, through env + --export=ALL
     assert "0: # clusterproof CPU stand-in" in text  # srun -l tags, stripped by the parser
+
+
+def test_two_launchers_make_one_run_and_one_report(sbx: SandboxCluster, tmp_path: Path) -> None:
+    """make demo's shape: the collectives through mpirun, then through srun joining that run (``--join-run``)."""
+    reports = sbx.state_dir / "reports"
+    before = {p.name for p in reports.iterdir()} if reports.is_dir() else set()
+    mpirun = variant(sbx, tmp_path / "mpirun.yaml", nccl_tests__launcher="mpirun")
+    first = run_suites(sbx, "suites/network/test_collectives.py", "-k", "all_reduce", inventory=mpirun)
+    assert first.returncode == 0, first.stdout[-4000:]
+    run = (reports / "latest").resolve()
+    second = run_suites(sbx, "suites/network/test_collectives.py", "-k", "all_reduce", "--join-run", str(run))
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert (reports / "latest").resolve() == run and {p.name for p in reports.iterdir()} - before - {"latest"} == {run.name}
+    df = pd.read_parquet(run / "results.parquet")
+    assert set(df["launcher"]) == {"mpirun", "srun"}
+    assert df.groupby("launcher").size().nunique() == 1  # the same rows through each launcher
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["launcher"] == "mpirun+srun"
+    assert {p.name for p in (run / "findings").glob("main*.jsonl")} == {"main.jsonl", "main-j1.jsonl"}
+    assert (run / "junit.xml").is_file() and (run / "junit-j1.xml").is_file()
+    page = (run / "index.html").read_text()
+    assert "<th>Launcher</th>" in page and ">srun<" in page and ">mpirun<" in page
+    bad = run_suites(sbx, "suites/network/test_collectives.py", "--join-run", str(tmp_path / "nowhere"))
+    assert bad.returncode == 4 and f"--join-run {tmp_path / 'nowhere'}: not a clusterproof run directory" in bad.stdout + bad.stderr
 
 
 def test_stopped_slurmd_and_drained_node_fail_their_own_tests_with_slurms_reason(sbx: SandboxCluster) -> None:

@@ -21,6 +21,7 @@ from clusterproof.errors import ClusterproofError
 from clusterproof.inventory import Inventory
 from clusterproof.network import nccl_debug, nccl_debug_checks, verdict
 from clusterproof.network.collective import CollectiveResult, file_lock
+from clusterproof.nodes.health_nccl import forced_in_launch
 
 T = TypeVar("T")
 
@@ -110,6 +111,7 @@ def network_rows(spec: GroupSpec, res: CollectiveResult, inventory: Inventory, g
         n_ranks=run.nranks,
         gid_index=gid_index,
         launcher=inventory.nccl_tests.launcher,
+        forced_nccl=forced_in_launch(inventory.nccl_tests.env, inventory.health.result_changing_nccl),
         standin=bool(inventory.standin or run.standin),
         nccl_tests_version=run.version,
         nccl_version=run.nccl_version,

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from clusterproof import findings as fd
-from clusterproof.findings import Criterion, Finding, Subject, node_subject
+from clusterproof.findings import Criterion, Evidence, Finding, Subject, node_subject
 from clusterproof.nodes.facts import NodeFacts, section_problems
+from clusterproof.nodes.health import facts_log_path
 
 Gathered = NodeFacts | Exception | None
 
@@ -21,10 +22,15 @@ def reachable(facts: Mapping[str, Gathered], section: str | None = None) -> dict
     return {k: v for k, v in facts.items() if isinstance(v, NodeFacts) and (section is None or section not in v.section_errors)}
 
 
+def facts_evidence(node: str) -> tuple[Evidence, ...]:
+    """The node's raw facts output as kept in the run (``logs/facts/<node>.txt``): what a facts finding rests on."""
+    return (Evidence(facts_log_path(node)),)
+
+
 def _unreadable(criterion: Criterion, node: str, value: NodeFacts, *sections: str) -> Finding | None:
     """A failure quoting why the facts sections this check reads could not be parsed (the node stays reachable)."""
     problems = section_problems(value, sections)
-    return fd.failed(criterion, node_subject(node), "\n".join(problems)) if problems else None
+    return fd.failed(criterion, node_subject(node), "\n".join(problems), evidence=facts_evidence(node)) if problems else None
 
 
 def _unreached(criterion: Criterion, node: str, value: Gathered) -> Finding | None:
@@ -62,7 +68,8 @@ def check_hostnames_unique(facts: Mapping[str, Gathered]) -> list[Finding]:
         others = [n for n in seen[f.hostname] if n != name]
         if others:
             out.append(fd.failed(Criterion.NODE_FACTS, node_subject(name), f"{name}: hostname {f.hostname!r} also on "
-                                 f"{', '.join(others)} (MPI and NCCL key on it)"))
+                                 f"{', '.join(others)} (MPI and NCCL key on it)",
+                                 evidence=facts_evidence(name) + tuple(e for o in others for e in facts_evidence(o))))
         else:
             out.append(fd.passed(Criterion.NODE_FACTS, node_subject(name), f"{name}: hostname {f.hostname!r} unique"))
     return out
@@ -87,7 +94,8 @@ def check_clock_skew(facts: Mapping[str, Gathered], max_skew_s: float) -> list[F
     far = max(offsets, key=lambda n: abs(offsets[n] - median))
     return [fd.failed(Criterion.CLOCKS, node_subject(far),
                       f"clock skew {spread:.3f} s > {max_skew_s} s (network.max_clock_skew_s); furthest: {far} at "
-                      f"{offsets[far]:+.3f} s; offsets to this machine: {listed}", values=values)]
+                      f"{offsets[far]:+.3f} s; offsets to this machine: {listed}", values=values,
+                      evidence=facts_evidence(far))]
 
 
 def check_binaries(node: str, value: Gathered, binaries: Sequence[str], bin_dir: str) -> list[Finding]:
@@ -100,7 +108,7 @@ def check_binaries(node: str, value: Gathered, binaries: Sequence[str], bin_dir:
     missing = [b for b in binaries if not value.binaries.get(b)]
     if missing:
         return [fd.failed(Criterion.NODE_FACTS, node_subject(node), f"{node}: missing or not executable: "
-                          f"{', '.join(missing)} (nccl_tests.bin_dir = {bin_dir})")]
+                          f"{', '.join(missing)} (nccl_tests.bin_dir = {bin_dir})", evidence=facts_evidence(node))]
     return [fd.passed(Criterion.NODE_FACTS, node_subject(node), f"{node}: {len(binaries)} nccl-tests binaries present")]
 
 
@@ -116,7 +124,7 @@ def check_launcher(node: str, value: Gathered, launcher: str) -> list[Finding]:
         return [bad]
     if not value.mpirun:
         return [fd.failed(Criterion.NODE_FACTS, subject, f"{node}: mpirun not found on PATH (OpenMPI must be "
-                          "installed on every node for its daemons)")]
+                          "installed on every node for its daemons)", evidence=facts_evidence(node))]
     return [fd.passed(Criterion.NODE_FACTS, subject, f"{node}: {value.mpirun}")]
 
 
@@ -137,7 +145,8 @@ def check_facts_complete(node: str, value: Gathered) -> list[Finding]:
     if not value.nics:
         problems.append("no network interfaces")
     if problems:
-        return [fd.failed(Criterion.NODE_FACTS, node_subject(node), f"{node}: incomplete facts: {'; '.join(problems)}")]
+        return [fd.failed(Criterion.NODE_FACTS, node_subject(node), f"{node}: incomplete facts: {'; '.join(problems)}",
+                          evidence=facts_evidence(node))]
     return [fd.passed(Criterion.NODE_FACTS, node_subject(node), f"{node}: {value.cpus} CPUs, {value.mem_gib:.1f} GiB, "
                       f"kernel {value.kernel}, {len(value.nics)} interfaces")]
 

@@ -5,7 +5,7 @@ more HCAs than meant (``mlx5_1`` also matches ``mlx5_10``..``mlx5_17`` unless wr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -54,6 +54,13 @@ def parse_nccl_section(lines: list[str]) -> NcclConfig:
 
 def launch_settings(env: Mapping[str, str], where: str = "inventory nccl_tests.env") -> list[NcclSetting]:
     return [NcclSetting(k, v, where) for k, v in env.items() if k.startswith("NCCL_")]
+
+
+def forced_in_launch(env: Mapping[str, str], result_changing: Sequence[str]) -> str | None:
+    """The result-changing NCCL settings of a launch environment as one cell (``NCCL_ALGO=Ring; NCCL_PROTO=LL``),
+    kept beside the busbw they produced; None when there is none."""
+    forced = [f"{k}={v}" for k, v in sorted(env.items()) if k in result_changing]
+    return "; ".join(forced) or None
 
 
 def hca_prefix_overmatch(value: str, hcas: list[str]) -> dict[str, list[str]]:

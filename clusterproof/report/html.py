@@ -201,10 +201,11 @@ def _failing(p: PageData) -> str:
         out.append(f"<h3>Network rows below threshold ({len(net)})</h3>")
         rows = [
             [esc(r.collective), esc(r.node_set), esc(fmt.as_int(r.n_nodes)), esc(fmt.size(r.size_bytes)), esc(r.placement),
-             esc(fmt.gbs(r.busbw_gbs)), esc(fmt.gbs(r.threshold_gbs)), _log_link(r.log_path)]
+             esc(fmt.gbs(r.busbw_gbs)), esc(fmt.gbs(r.threshold_gbs)), esc(_launcher(r)), _log_link(r.log_path)]
             for r in net.head(MAX_ROWS).itertuples()
         ]
-        out.append(_table(["Collective", "Node set", "Nodes", "Size", "Placement", "busbw GB/s", "Threshold", "Log"],
+        out.append(_table(["Collective", "Node set", "Nodes", "Size", "Placement", "busbw GB/s", "Threshold",
+                           "Launcher", "Log"],
                           rows, num=(2, 3, 5, 6)) + _more(len(net)))
     st = p.failed_storage()
     if not st.empty:
@@ -258,20 +259,39 @@ def _plots(p: PageData) -> str:
     return '<h2 id="plots">Plots</h2>' + "".join(figs)
 
 
+_FORCED_NOTE = ('<p class="muted">Some rows ran with a result-changing NCCL setting forced in the launch '
+                'environment (inventory <span class="mono">nccl_tests.env</span>): their busbw is what that setting '
+                'produced, not what NCCL would choose.</p>')
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _launcher(row: Any) -> str:
+    """The launcher that produced a network row (mpirun or srun), blank for rows saved before it was recorded."""
+    value = getattr(row, "launcher", None)
+    return value if isinstance(value, str) else ""
+
+
 def _large_messages(p: PageData) -> str:
     rows_df = p.large_message_rows()
     if rows_df.empty:
         return ""
+    forced = "forced_nccl" in rows_df and rows_df["forced_nccl"].notna().any()
     rows = []
     for r in rows_df.head(MAX_ROWS).itertuples():
         status = str(r.verdict) if isinstance(r.verdict, str) else "info"
         rows.append([esc(r.collective), esc(r.node_set), esc(fmt.as_int(r.n_nodes)), esc(fmt.size(r.size_bytes)),
                      esc(fmt.gbs(r.busbw_gbs)), esc(fmt.gbs(r.threshold_gbs)), _badge(status),
-                     _log_link(r.log_path)])
+                     *([f'<span class="mono">{esc(_text(r.forced_nccl))}</span>'] if forced else []),
+                     esc(_launcher(r)), _log_link(r.log_path)])
+    headers = ["Collective", "Node set", "Nodes", "Size", "busbw GB/s", "Threshold", "Verdict",
+               *(["Forced NCCL setting"] if forced else []), "Launcher", "Log"]
     return (
         '<h2 id="large">Large-message results</h2>'
-        + _table(["Collective", "Node set", "Nodes", "Size", "busbw GB/s", "Threshold", "Verdict", "Log"], rows,
-                 num=(2, 3, 4, 5))
+        + (_FORCED_NOTE if forced else "")
+        + _table(headers, rows, num=(2, 3, 4, 5))
         + _more(len(rows_df))
     )
 

@@ -79,12 +79,14 @@ class PageData:
         return st[st["verdict"] == "fail"]
 
     def large_message_rows(self) -> pd.DataFrame:
-        """Per collective and node set, out-of-place, the row at the largest size, widest sets first."""
+        """Per collective and node set (and launcher, when a run used more than one), out-of-place, the row at the
+        largest size, widest sets first."""
         net = self.data.network.dropna(subset=["size_bytes", "busbw_gbs"])
         if net.empty:
             return net
         placement = "out-of-place" if (net["placement"] == "out-of-place").any() else net["placement"].iloc[0]
         net = net[net["placement"] == placement]
-        idx = net.groupby(["collective", "node_set"])["size_bytes"].idxmax()
+        keys = ["collective", "node_set"] + (["launcher"] if "launcher" in net and net["launcher"].nunique() > 1 else [])
+        idx = net.groupby(keys, dropna=False)["size_bytes"].idxmax()
         rows = net.loc[idx.to_numpy()]
         return rows.sort_values(["collective", "n_nodes", "busbw_gbs"], ascending=[True, False, True])
