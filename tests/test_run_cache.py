@@ -4,7 +4,6 @@ and the rows a run adds; and clusterproof.report.parts: every process's rows and
 from __future__ import annotations
 
 import dataclasses
-
 import multiprocessing
 import os
 from pathlib import Path

@@ -97,6 +97,15 @@ def test_suites_pass_with_srun_and_rows_say_srun(sbx: SandboxCluster) -> None:
     assert "0: # clusterproof CPU stand-in" in text  # srun -l tags, stripped by the parser
 
 
+def test_gres_is_read_from_slurm_and_a_shortfall_names_every_node(sbx: SandboxCluster, tmp_path: Path) -> None:
+    ok = run_suites(sbx, "suites/nodes/test_slurm.py", "-k", "gres")
+    assert ok.returncode == 0 and "4 passed" in ok.stdout, ok.stdout[-3000:]
+    more = variant(sbx, tmp_path / "gres16.yaml", slurm__gres="gpu:16")
+    short = run_suites(sbx, "suites/nodes/test_slurm.py", "-k", "gres", inventory=more)
+    assert short.returncode == 1 and "4 failed" in short.stdout, short.stdout[-3000:]
+    assert "node03: Gres=gpu:8, expected gpu:16 (8 < 16)" in short.stdout, short.stdout[-3000:]
+
+
 def test_two_launchers_make_one_run_and_one_report(sbx: SandboxCluster, tmp_path: Path) -> None:
     """make demo's shape: the collectives through mpirun, then through srun joining that run (``--join-run``)."""
     reports = sbx.state_dir / "reports"

@@ -11,7 +11,7 @@ import json
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -96,20 +96,39 @@ def test_start_sweep_removes_the_earlier_run_and_keeps_the_current_one(
     assert rgw_admin.user_keys(two_runs["new_helper"]) is not None
 
 
-def test_a_bucket_whose_instance_is_gone_is_removed_by_its_entry_point(rgw: RgwInfo, rgw_admin: RgwAdminSession) -> None:  # noqa: F811
-    """The state a radosgw killed mid-create or mid-delete leaves (seen in CI after the dead-RGW test): the owner
-    lists the bucket, every S3 request on it answers NoSuchBucket. Made here by removing the bucket's instance
-    metadata; the cleanup must remove the name, not count it removed while it stays listed."""
-    name = f"cp-{secrets.token_hex(4)}-g2-dangling"
-    rgw_admin.s3.create_bucket(Bucket=name)
+def _break_instance(rgw: RgwInfo, admin: RgwAdminSession, name: str) -> None:  # noqa: F811
+    """Remove the bucket's instance metadata (its entry point stays)."""
     listing = subprocess.run(["radosgw-admin", "-c", str(rgw.ceph_conf), "metadata", "list", "bucket.instance"],
                              capture_output=True, text=True, check=True, timeout=60)
     instance = next(i for i in json.loads(listing.stdout) if i.startswith(name + ":"))
     subprocess.run(["radosgw-admin", "-c", str(rgw.ceph_conf), "metadata", "rm", f"bucket.instance:{instance}"],
                    capture_output=True, text=True, check=True, timeout=60)
+
+
+def _break_index(rgw: RgwInfo, admin: RgwAdminSession, name: str) -> None:  # noqa: F811
+    """Remove the bucket's index shards from RADOS (its metadata stays)."""
+    bucket_id = admin.rgw.request("get", f"/admin/metadata/bucket?format=json&key={name}")["data"]["bucket"]["bucket_id"]
+    rados = ["rados", "-c", str(rgw.ceph_conf), "-p", "default.rgw.buckets.index"]
+    shards = [o for o in subprocess.run([*rados, "ls"], capture_output=True, text=True, check=True, timeout=60).stdout.split()
+              if o.startswith(f".dir.{bucket_id}")]
+    assert shards
+    for shard in shards:
+        subprocess.run([*rados, "rm", shard], capture_output=True, text=True, check=True, timeout=60)
+
+
+@pytest.mark.parametrize("damage", [_break_instance, _break_index], ids=["instance-gone", "index-gone"])
+def test_a_bucket_rgw_lists_but_cannot_find_is_removed(damage: Callable[..., None], rgw: RgwInfo,  # noqa: F811
+                                                       rgw_admin: RgwAdminSession) -> None:  # noqa: F811
+    """The states a radosgw killed mid-create or mid-delete leaves (seen in CI after the dead-RGW test): the owner
+    lists the bucket, S3 cannot delete it. Made here by removing the bucket's instance metadata or its index
+    shards; the cleanup must remove the name, not count it removed while it stays listed."""
+    name = f"cp-{secrets.token_hex(4)}-g2-dangling"
+    rgw_admin.s3.create_bucket(Bucket=name)
+    rgw_admin.s3.put_object(Bucket=name, Key="k", Body=b"x")
+    damage(rgw, rgw_admin, name)
     assert name in _buckets(rgw_admin) and delete_bucket(rgw_admin.s3, name) == []  # "gone", yet listed
     assert name in _buckets(rgw_admin)
     done = remove_suite_leftovers(rgw_admin)
     assert done.problems == [] and name in done.buckets
     assert name not in _buckets(rgw_admin)
-    assert rgw_admin.drop_dangling_bucket(name) is False  # nothing left to drop
+    assert rgw_admin.force_remove_bucket(name) is False  # nothing left to remove

@@ -190,7 +190,7 @@ def _inventory_doc(c: SandboxCluster, extra: Mapping[str, Any] | None, with_slur
                         "rails": [{"name": f"rail{r}", "mca": {"btl_tcp_if_include": f"eth{r}"}} for r in range(2)]}
     if with_slurm:  # collectives through srun --mpi=pmix, in the sandbox's one partition
         doc["nccl_tests"]["launcher"] = "srun"
-        doc["slurm"] = {"partition": sandbox_slurm.PARTITION, "mpi": "pmix"}
+        doc["slurm"] = {"partition": sandbox_slurm.PARTITION, "mpi": "pmix", "gres": sandbox_slurm.SANDBOX_GRES}
     return _merge(doc, extra or {})
 
 

@@ -134,20 +134,7 @@ def _spawn_replica(state_dir: Path, index: int, port: int, env: dict[str, str]) 
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     finally:
         log.close()
-    _CHILDREN[proc.pid] = proc
-    return proc.pid
-
-
-#: Popen objects of children this process started, polled so they are reaped instead of left as zombies.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def _alive(pid: int) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del _CHILDREN[pid]
-        return False
-    return procs.alive(pid)
+    return procs.adopt(proc)
 
 
 def _healthy(port: int) -> bool:
@@ -161,7 +148,7 @@ def _healthy(port: int) -> bool:
 def _wait(what: str, ok: Any, timeout_s: float, pid: int | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while not ok():
-        if pid is not None and not _alive(pid):
+        if pid is not None and not procs.child_alive(pid):
             raise SandboxError(f"{what}: process {pid} exited")
         if time.monotonic() > deadline:
             raise SandboxError(f"{what}: not within {timeout_s:g} s")
@@ -203,7 +190,7 @@ def start(state_dir: Path, endpoint: str, secrets_env: dict[str, str], front_por
                                     stdin=subprocess.DEVNULL, env=procs.ENV, start_new_session=True)
         finally:
             log.close()
-        _CHILDREN[proc.pid] = proc
+        procs.adopt(proc)
         state["haproxy_pid"] = proc.pid
         _write_state(state_dir, state)
         url = f"http://127.0.0.1:{front_port}"
@@ -226,7 +213,7 @@ def _front_healthy(url: str) -> bool:
 
 def _ours(pid: int, marker: bytes) -> bool:
     try:
-        return marker in Path(f"/proc/{pid}/cmdline").read_bytes() and _alive(pid)
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes() and procs.child_alive(pid)
     except OSError:
         return False
 
@@ -244,7 +231,7 @@ def stop(state_dir: Path) -> list[str]:
     if mine:
         procs.terminate(mine, grace_s=10)
         for pid in mine:
-            _alive(pid)  # reap our children
+            procs.child_alive(pid)  # reap our children
         done.append(f"stopped HAProxy and credential replicas (pids {' '.join(map(str, mine))})")
     (_folder(state_dir) / "state.json").unlink(missing_ok=True)
     return done
@@ -317,7 +304,7 @@ def rolling_restart(state_dir: Path, secrets_env: dict[str, str]) -> list[str]:
         if _ours(old, b"serve-credentials"):
             os.kill(old, signal.SIGTERM)
             try:
-                _wait(f"replica {name} (pid {old}) to finish and exit", lambda p=old: not _alive(p), 30)
+                _wait(f"replica {name} (pid {old}) to finish and exit", lambda p=old: not procs.child_alive(p), 30)
             except SandboxError:
                 os.kill(old, signal.SIGKILL)
                 raise

@@ -79,6 +79,27 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2 :][:1] not in ("Z", "X", "")
 
 
+#: Children this process started (daemons, replicas): polled so that an exited child is reaped instead of left a
+#: zombie, and never mistaken for a live one.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def adopt(proc: subprocess.Popen[bytes]) -> int:
+    """Remember a child this process started (see :func:`child_alive`); returns its pid."""
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
+
+
+def child_alive(pid: int) -> bool:
+    """:func:`alive`, reaping ``pid`` first when it is an exited child of ours (pid 1 here reaps orphans only every
+    ~2 s, and never our own children)."""
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
+        return False
+    return alive(pid)
+
+
 def alive_in_netns(pid: int, netns: str) -> bool:
     """True when ``pid`` is alive inside network namespace ``netns`` (guards against a reused pid)."""
     ns = _netns_id(netns)

@@ -13,9 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clusterproof.errors import SandboxError
-
-#: Daemons this process started: polled so that an exited child is not mistaken for a live one.
-CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+from clusterproof.sandbox import procs
 
 
 def run_setup(argv: Sequence[str], secret: bool = False) -> str:
@@ -38,7 +36,7 @@ def spawn(state_dir: Path, name: str, argv: list[str]) -> int:
                                 start_new_session=True, close_fds=True)
     finally:
         log.close()
-    CHILDREN[proc.pid] = proc
+    procs.adopt(proc)
     (state_dir / "pids" / name).write_text(f"{proc.pid}\n")
     return proc.pid
 
@@ -52,16 +50,7 @@ def recorded_pid(state_dir: Path, name: str) -> int | None:
 
 def running(pid: int) -> bool:
     """Alive and not a zombie (pid 1 here reaps orphans only every ~2 s, so kill -0 is not enough)."""
-    child = CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del CHILDREN[pid]
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
+    return procs.child_alive(pid)
 
 
 def ours(pid: int, conf: Path) -> bool:

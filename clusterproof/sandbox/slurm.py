@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,11 @@ class SlurmPorts:
 
     slurmctld: int = 6817
     slurmd: int = 6818
+
+
+#: What every sandbox node offers as GRES (eight "GPUs" by count, with no device files: nothing binds them), so the
+#: suites' GRES check reads a real ``scontrol show node`` answer.
+SANDBOX_GRES = "gpu:8"
 
 
 def slurm_dir(c: SandboxCluster) -> Path:
@@ -93,7 +99,8 @@ def _conf(c: SandboxCluster, ports: SlurmPorts) -> str:
         # Short timers: a stopped slurmd is "not responding" within seconds, a cancelled step is gone in 2 s.
         "KillWait=2", "MinJobAge=2", "SlurmdTimeout=10", "MessageTimeout=5", "InactiveLimit=0", "TCPTimeout=2",
     ]
-    lines += [f"NodeName={n.name} NodeAddr={n.ip} CPUs={cpus} State=UNKNOWN" for n in c.nodes]
+    lines.append("GresTypes=gpu")
+    lines += [f"NodeName={n.name} NodeAddr={n.ip} CPUs={cpus} Gres={SANDBOX_GRES} State=UNKNOWN" for n in c.nodes]
     lines.append(f"PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4")
     return "\n".join(lines) + "\n"
 
@@ -106,6 +113,16 @@ def write_files(c: SandboxCluster, ports: SlurmPorts) -> None:
         d.mkdir(parents=True, exist_ok=True)
     (c.state_dir / "munge").chmod(0o700)
     conf_path(c).write_text(_conf(c, ports))
+    # slurmd counts a gpu GRES by its device files: eight character devices like /dev/null (1,3) stand in
+    gres_name, _, gres_count = SANDBOX_GRES.partition(":")
+    devices = sd / "dev"
+    devices.mkdir(exist_ok=True)
+    for i in range(int(gres_count)):
+        dev = devices / f"nvidia{i}"
+        if not dev.exists():
+            os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    (conf_path(c).parent / "gres.conf").write_text(
+        f"Name={gres_name} File={devices}/nvidia[0-{int(gres_count) - 1}]\n")
     key = c.state_dir / "munge" / "munge.key"
     key.write_bytes(secrets.token_bytes(1024))
     key.chmod(0o600)

@@ -251,31 +251,43 @@ class RgwAdminSession:
             raise IssuerError(f"{self.endpoint}: get bucket {bucket}: {redact(str(e))}") from None
         return str(info["owner"])
 
-    def drop_dangling_bucket(self, bucket: str) -> bool:
-        """Remove the entry point of ``bucket`` when its instance is gone, as an RGW killed while it made or deleted
-        the bucket leaves it: listed by its owner, NoSuchBucket to every request, and no S3 call removes it.
+    def force_remove_bucket(self, bucket: str) -> bool:
+        """Remove ``bucket`` when S3 cannot: an RGW killed while it made or deleted the bucket can leave its name
+        listed by the owner while every S3 request on it answers NoSuchBucket (instance metadata or index shards
+        gone). First the admin API's bucket removal with its objects; when that fails too, the bucket's metadata:
+        its entry point (removing it unlinks the bucket from its owner) and its instance.
 
         Returns:
-            True when a dangling entry point was removed; False when the bucket is whole (nothing is touched) or
-            entirely gone.
+            True when something was removed; False when RGW has no entry point for the name (nothing is left).
         Raises:
-            IssuerError: the admin API refused (it needs the ``metadata=*`` cap: ``radosgw-admin metadata rm
-                bucket:<name>`` does the same) or failed.
+            IssuerError: the admin API refused (the metadata part needs the ``metadata=*`` cap; ``radosgw-admin
+                metadata rm bucket:<name>`` does the same by hand) or failed.
         """
         try:
-            self.rgw.get_bucket(bucket=bucket)
-            return False
-        except NoSuchBucket:
+            self.rgw.remove_bucket(bucket=bucket, purge_objects=True)
+            return True
+        except (NoSuchBucket, NoSuchKey):
             pass
         except (RGWAdminException, requests.RequestException) as e:
-            raise IssuerError(f"{self.endpoint}: get bucket {bucket}: {redact(str(e))}") from None
+            raise IssuerError(f"{self.endpoint}: remove bucket {bucket}: {redact(str(e))}") from None
+        key = quote(bucket, safe="")
+        what = f"remove the metadata of bucket {bucket} (needs the metadata=* cap)"
         try:
-            self.rgw.request("delete", f"/admin/metadata/bucket?format=json&key={quote(bucket, safe='')}")
-        except NoSuchKey:  # no entry point either: nothing of the bucket is left
+            entry = self.rgw.request("get", f"/admin/metadata/bucket?format=json&key={key}")
+            self.rgw.request("delete", f"/admin/metadata/bucket?format=json&key={key}")
+        except NoSuchKey:  # no entry point: nothing of the bucket is left to remove
             return False
         except (RGWAdminException, requests.RequestException) as e:
-            raise IssuerError(f"{self.endpoint}: remove the dangling entry point of bucket {bucket} (needs the "
-                              f"metadata=* cap): {type(e).__name__} {redact(str(e))}") from None
+            raise IssuerError(f"{self.endpoint}: {what}: {type(e).__name__} {redact(str(e))}") from None
+        bucket_id = ((entry or {}).get("data") or {}).get("bucket", {}).get("bucket_id")
+        if bucket_id:
+            instance = quote(f"{bucket}:{bucket_id}", safe="")
+            try:
+                self.rgw.request("delete", f"/admin/metadata/bucket.instance?format=json&key={instance}")
+            except NoSuchKey:
+                pass
+            except (RGWAdminException, requests.RequestException) as e:
+                raise IssuerError(f"{self.endpoint}: {what}: {type(e).__name__} {redact(str(e))}") from None
         return True
 
     def owner_s3(self, bucket: str, owner: str | None = None) -> Any:

@@ -104,8 +104,9 @@ def _tag_of_helper(uid: str) -> str:
 
 def _drop_dangling(admin: RgwAdminSession, deleted: list[str]) -> list[str]:
     """Buckets still listed after their deletion went through or said "no such bucket" (an RGW killed while it
-    made or deleted them leaves such a name): their dangling entry points are removed through the admin API.
-    Moves a bucket that stays listed from ``deleted`` to the problems returned."""
+    made or deleted them leaves such a name, with its instance or index shards gone) are removed through the admin
+    API (:meth:`RgwAdminSession.force_remove_bucket`). Moves a bucket that stays listed from ``deleted`` to the
+    problems returned."""
     try:
         still = {b["Name"] for b in admin.s3.list_buckets().get("Buckets", [])} & set(deleted)
     except AWS_ERRORS as e:
@@ -114,15 +115,13 @@ def _drop_dangling(admin: RgwAdminSession, deleted: list[str]) -> list[str]:
     for name in sorted(still):
         deleted.remove(name)
         try:
-            dropped = admin.drop_dangling_bucket(name)
+            admin.force_remove_bucket(name)
         except IssuerError as e:
-            problems.append(f"{name}: listed after its deletion, and its entry point could not be removed: {e}")
+            problems.append(f"{name}: listed after its deletion, and the admin API could not remove it: {e}")
             continue
-        if not dropped:  # whole after all (made again meanwhile?): one more ordinary deletion
-            problems.extend(delete_bucket(admin.s3, name))
         try:
             if name in {b["Name"] for b in admin.s3.list_buckets().get("Buckets", [])}:
-                problems.append(f"{name}: still listed after it was deleted")
+                problems.append(f"{name}: still listed after it was deleted through S3 and the admin API")
             else:
                 deleted.append(name)
         except AWS_ERRORS as e:
