@@ -72,3 +72,76 @@ def test_row_verdicts_apply_the_tolerance_the_floor_and_wrong_results() -> None:
     assert out["threshold_gbs"].tolist()[:2] == [100.0, 100.0] and out["threshold_gbs"].isna().tolist()[2:] == [True, True]
     assert list(rows.columns) == ["size_bytes", "placement", "busbw_gbs", "wrong"]  # the input is not changed
     assert verdict.row_verdicts(rows.iloc[:0], TH10, collective="all_reduce", n_nodes=8).empty
+
+
+# --- sanity, to the letter ----------------------------------------------------------------------------------
+
+K = 1 << 10
+SIZES = [256 * K, M]
+
+
+def _both(sizes: list[int], wrong: object = 0) -> pd.DataFrame:
+    return frame([(s, p, 1.0, wrong) for s in sizes for p in ("out-of-place", "in-place")])
+
+
+def _sanity(results: pd.DataFrame, **kw: object) -> list[tuple[Criterion, Status, str]]:
+    args: dict[str, object] = dict(collective="all_reduce", n_nodes=4, expected_sizes=SIZES, expected_ranks=4, nranks=4,
+                                   complete=True, rc=0)
+    args.update(kw)
+    return [(f.criterion, f.status, f.message) for f in verdict.sanity(results, **args)]  # type: ignore[arg-type]
+
+
+def test_sanity_of_a_clean_run_passes_both_criteria_with_its_numbers() -> None:
+    found = verdict.sanity(_both(SIZES), collective="all_reduce", n_nodes=4, expected_sizes=SIZES, expected_ranks=4,
+                           nranks=4, complete=True, rc=0, node_set="a,b,c,d", log_path="logs/x.log")
+    assert [(f.criterion, f.status, f.message) for f in found] == [
+        (Criterion.COLLECTIVES, Status.PASS, "all_reduce 4 nodes: rc 0, 4 ranks, every size in both placements"),
+        (Criterion.DATA_INTEGRITY, Status.PASS, "all_reduce 4 nodes: 0 wrong elements in 4 validated rows"),
+    ]
+    assert [f.values for f in found] == [{"nranks": 4, "rows": 4}, {"validated_rows": 4}]
+    assert all(f.subject == Subject("node_set", "a,b,c,d") and f.evidence == (Evidence("logs/x.log"),) for f in found)
+    assert verdict.sanity(_both(SIZES), collective="all_reduce", n_nodes=4, expected_sizes=SIZES, expected_ranks=4,
+                          nranks=4, complete=True, rc=0)[0].evidence == ()
+
+
+def test_sanity_names_every_problem_of_a_broken_run_once() -> None:
+    rows = frame([(256 * K, "out-of-place", 1.0, 0)])
+    assert _sanity(rows, rc=None, complete=False, nranks=3, errors=["node02: NCCL WARN x"]) == [
+        (Criterion.COLLECTIVES, Status.FAIL, "all_reduce 4 nodes: the run did not finish (timed out or was killed)"),
+        (Criterion.COLLECTIVES, Status.FAIL, "all_reduce 4 nodes: the log ends before the nccl-tests footer (the run died mid-way)"),
+        (Criterion.COLLECTIVES, Status.FAIL, "all_reduce 4 nodes: 3 ranks reported, expected 4"),
+        (Criterion.COLLECTIVES, Status.FAIL, "all_reduce 4 nodes: node02: NCCL WARN x"),
+        (Criterion.COLLECTIVES, Status.FAIL, "all_reduce 4 nodes 256K in-place: row missing from the output"),
+        (Criterion.COLLECTIVES, Status.FAIL, "all_reduce 4 nodes 1M out-of-place: row missing from the output"),
+        (Criterion.COLLECTIVES, Status.FAIL, "all_reduce 4 nodes 1M in-place: row missing from the output"),
+        (Criterion.DATA_INTEGRITY, Status.PASS, "all_reduce 4 nodes: 0 wrong elements in 1 validated rows"),
+    ]
+    assert _sanity(_both(SIZES), rc=3)[0] == (Criterion.COLLECTIVES, Status.FAIL, "all_reduce 4 nodes: the launcher exited with code 3")
+    assert _sanity(_both(SIZES), rc=-9)[0][2] == "all_reduce 4 nodes: the launcher exited with code -9"
+
+
+def test_sanity_wrong_results_fail_per_row_and_no_integrity_pass_beside_them() -> None:
+    rows = frame([(256 * K, "out-of-place", 1.0, 0), (256 * K, "in-place", 1.0, 7), (M, "out-of-place", 1.0, 1),
+                  (M, "in-place", 1.0, None)])
+    found = verdict.sanity(rows, collective="all_reduce", n_nodes=4, expected_sizes=SIZES, expected_ranks=4, nranks=4,
+                           complete=True, rc=0)
+    assert [(f.criterion, f.status, f.message) for f in found] == [
+        (Criterion.COLLECTIVES, Status.PASS, "all_reduce 4 nodes: rc 0, 4 ranks, every size in both placements"),
+        (Criterion.DATA_INTEGRITY, Status.FAIL, "all_reduce 4 nodes 256K in-place: #wrong = 7 (corrupted results)"),
+        (Criterion.DATA_INTEGRITY, Status.FAIL, "all_reduce 4 nodes 1M out-of-place: #wrong = 1 (corrupted results)"),
+    ]
+    assert [f.values for f in found[1:]] == [{"size_bytes": 256 * K, "wrong": 7}, {"size_bytes": M, "wrong": 1}]
+
+
+def test_sanity_without_any_validated_row_fails_or_is_not_tested_as_asked() -> None:
+    why = "all_reduce 4 nodes: #wrong is N/A on every row (validation off, -c 0?); data integrity unproven"
+    assert _sanity(_both(SIZES, wrong=None))[1:] == [(Criterion.DATA_INTEGRITY, Status.FAIL, why)]
+    found = verdict.sanity(_both(SIZES, wrong=None), collective="all_reduce", n_nodes=4, expected_sizes=SIZES,
+                           expected_ranks=4, nranks=4, complete=True, rc=0, require_validation=False, log_path="l")
+    assert (found[1].criterion, found[1].status, found[1].reason) == (Criterion.DATA_INTEGRITY, Status.NOT_TESTED, why)
+    assert found[1].evidence == (Evidence("l"),)
+    # no rows at all: every size is missing, and nothing is said about integrity
+    assert [c for c, _, _ in _sanity(frame([]))] == [Criterion.COLLECTIVES] * 4
+    # N/A on one placement only (nccl-tests does not validate it) is fine
+    half = frame([(s, p, 1.0, 0 if p == "out-of-place" else None) for s in SIZES for p in ("out-of-place", "in-place")])
+    assert _sanity(half)[1] == (Criterion.DATA_INTEGRITY, Status.PASS, "all_reduce 4 nodes: 0 wrong elements in 2 validated rows")
