@@ -4,8 +4,9 @@ Per node, under ``<node dir>``:
 
 * ``standin/bin/nvidia-smi`` (first on the node's PATH): prints ``standin/nvidia-smi-q-x.xml`` for ``-q -x`` and
   the matching CSV for the facts command's ``--query-gpu`` queries. The XML is the real ``nvidia-smi -q -x`` of
-  an A100-SXM4-80GB, driver 535.54.03 (telegraf's testdata, see tests/data/health/SOURCES.md; no real H100
-  capture was found), with its one GPU element repeated for 8 GPUs (bus ids of a DGX-style board; uuid and minor
+  an A100-SXM4-80GB, driver 535.54.03 (telegraf's testdata, see tests/data/health/SOURCES.md; chosen before the
+  real 8-GPU H100 capture now in tests/data/health was found), with its one GPU element repeated for 8 GPUs
+  (bus ids of a DGX-style board; uuid and minor
   number per GPU), MIG and persistence mode as an acceptance node has them (MIG off, persistence on).
 * ``standin/bin/dmesg``: prints ``standin/kmsg.log``, the node's kernel log (the host's ring buffer is shared
   by every node, so it cannot be used).
