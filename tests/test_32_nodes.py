@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from clusterproof.cli import sandbox_down, sandbox_up
 from clusterproof.sandbox import cluster
+from tests.own_sandbox import own_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path("/tmp/cp-32-sandbox")
@@ -32,17 +32,12 @@ pytestmark = [
 def inventory_32(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Yields: the default inventory of a 32-node sandbox (nodes only, no RGW), its sweep cut to 256K-1M.
     Scope: module. Cleans up: the whole sandbox."""
-    if cluster.read_state(STATE_DIR) is not None:
-        sandbox_down(STATE_DIR)
-    inv = sandbox_up(32, STATE_DIR, with_storage=False, subnet="192.168.87", prefix="cpw_")
-    try:
+    with own_sandbox(STATE_DIR, 32, with_storage=False, subnet="192.168.87", prefix="cpw_") as inv:
         doc = yaml.safe_load(inv.read_text())
         doc["nccl_tests"]["sweep"].update(min_bytes="256K", max_bytes="1M")  # every collective and threshold stays
         out = tmp_path_factory.mktemp("inv32") / "inventory.yaml"
         out.write_text(yaml.safe_dump(doc))
         yield out
-    finally:
-        sandbox_down(STATE_DIR)
 
 
 def test_suites_pass_on_32_nodes(inventory_32: Path, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ prefix and state dir; ``ssh.connect_timeout_s`` is lowered to 2 s so that a hung
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -19,17 +18,15 @@ from typing import Any
 import pytest
 import yaml
 
-from clusterproof.cli import sandbox_down, sandbox_up
 from clusterproof.sandbox import cluster, faults
+from tests.own_sandbox import SANDBOX_MARKS, own_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path("/tmp/cp-i16-badnodes")
 SUITES = ("suites/nodes", "suites/network/test_gids.py")
 
 pytestmark = [
-    pytest.mark.needs_root,
-    pytest.mark.needs_sandbox,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (network namespaces, one sshd per node)"),
+    *SANDBOX_MARKS,
 ]
 
 
@@ -44,13 +41,8 @@ class Sandbox:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """Yields: a 4-node sandbox (no RGW) on 192.168.160.0/24, prefix c16_. Scope: module.
     Cleans up: the whole sandbox (sandbox_down), also when a test fails."""
-    if cluster.read_state(STATE_DIR) is not None:
-        sandbox_down(STATE_DIR)
-    inv = sandbox_up(4, STATE_DIR, with_storage=False, subnet="192.168.160", prefix="c16_")
-    try:
+    with own_sandbox(STATE_DIR, 4, with_storage=False, subnet="192.168.160", prefix="c16_") as inv:
         yield Sandbox(inv, cluster.SandboxCluster.from_state(STATE_DIR), tmp_path_factory.mktemp("badnodes"))
-    finally:
-        sandbox_down(STATE_DIR)
 
 
 def variant(sbx: Sandbox, name: str, jump_via: str | None = None, drop: tuple[str, ...] = ()) -> Path:

@@ -6,7 +6,6 @@ its undo brings the node back. ``-k node03`` gives node03's whole health. A coun
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -16,17 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from clusterproof.cli import sandbox_down, sandbox_up
 from clusterproof.findings import read_findings
 from clusterproof.sandbox import cluster
+from tests.own_sandbox import SANDBOX_MARKS, own_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path("/tmp/cp-i11-health")
 
 pytestmark = [
-    pytest.mark.needs_root,
-    pytest.mark.needs_sandbox,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (network namespaces, one sshd per node)"),
+    *SANDBOX_MARKS,
 ]
 
 
@@ -40,13 +37,8 @@ class Sandbox:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """Yields: a 4-node sandbox without storage, on its own subnet and prefix. Scope: module.
     Cleans up: the whole sandbox, also when a test fails."""
-    if cluster.read_state(STATE_DIR) is not None:
-        sandbox_down(STATE_DIR)
-    inv = sandbox_up(4, STATE_DIR, with_storage=False, subnet="192.168.111", prefix="c11h_")
-    try:
+    with own_sandbox(STATE_DIR, 4, with_storage=False, subnet="192.168.111", prefix="c11h_") as inv:
         yield Sandbox(inv, tmp_path_factory.mktemp("health-reports"))
-    finally:
-        sandbox_down(STATE_DIR)
 
 
 def fault(*args: str) -> str:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from clusterproof.cli import sandbox_down, sandbox_up
 from clusterproof.sandbox import cluster, fault_fabric, faults
+from tests.own_sandbox import own_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path("/tmp/cp-i12-localize")
@@ -55,14 +55,9 @@ class Sandbox:
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """Yields: a 4-node sandbox with a second rail, no storage. Scope: module. Cleans up: sandbox_down."""
-    if cluster.read_state(STATE_DIR) is not None:
-        sandbox_down(STATE_DIR)
-    inv = sandbox_up(4, STATE_DIR, with_storage=False, subnet="192.168.124", prefix="c12_", rail1_subnet="192.168.125",
-                     extra_inventory=INVENTORY)
-    try:
+    with own_sandbox(STATE_DIR, 4, with_storage=False, subnet="192.168.124", prefix="c12_", rail1_subnet="192.168.125",
+                     extra_inventory=INVENTORY) as inv:
         yield Sandbox(inv, cluster.SandboxCluster.from_state(STATE_DIR), tmp_path_factory.mktemp("reports"))
-    finally:
-        sandbox_down(STATE_DIR)
 
 
 def run_suite(sbx: Sandbox, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:

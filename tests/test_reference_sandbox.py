@@ -7,7 +7,6 @@ facts. One sandbox for the module (own subnet, prefix and state dir); the number
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,18 +17,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from clusterproof.cli import sandbox_down, sandbox_up
 from clusterproof.findings import Criterion, Status, read_findings
 from clusterproof.sandbox import cluster, faults
+from tests.own_sandbox import SANDBOX_MARKS, own_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path("/tmp/cp-i15-e2e")
 FLOOR_GBS = 0.01  # the hand-set floor: far below what a slowed node still does
 
 pytestmark = [
-    pytest.mark.needs_root,
-    pytest.mark.needs_sandbox,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (network namespaces, one sshd per node)"),
+    *SANDBOX_MARKS,
 ]
 
 
@@ -62,15 +59,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
     Scope: module. Cleans up: the sandbox (sandbox_down), also when a test fails.
     """
-    if cluster.read_state(STATE_DIR) is not None:
-        sandbox_down(STATE_DIR)  # a killed earlier run of this module: ours to remove
-    base = sandbox_up(4, STATE_DIR, with_storage=False, subnet="192.168.150", prefix="c15_")
     work = tmp_path_factory.mktemp("reference")
-    try:
+    with own_sandbox(STATE_DIR, 4, with_storage=False, subnet="192.168.150", prefix="c15_") as base:
         yield Sandbox(cluster.SandboxCluster.from_state(STATE_DIR), _inventory(base, work / "cluster.yaml"),
                       work / "reports", work)
-    finally:
-        sandbox_down(STATE_DIR)
 
 
 def run(sbx: Sandbox, *args: str, inventory: Path | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clusterproof.cli import sandbox_down, sandbox_up
 from clusterproof.inventory import load_inventory, read_env_file
-from clusterproof.sandbox import cluster, rgw
+from clusterproof.sandbox import rgw
 from clusterproof.storage.admin import RgwAdminSession
 from clusterproof.storage.suite_cleanup import count_suite_leftovers
+from tests.own_sandbox import own_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path("/tmp/cp-i16-rgw")
@@ -36,13 +36,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def inventory() -> Iterator[Path]:
     """Yields: the inventory of a 2-node sandbox with RGW. Scope: module. Cleans up: the whole sandbox."""
-    if cluster.read_state(STATE_DIR) is not None:
-        sandbox_down(STATE_DIR)
-    inv = sandbox_up(2, STATE_DIR, subnet="192.168.161", prefix="c16s_", rgw_port=21601, mon_port=21602, service_port=21603)
-    try:
+    with own_sandbox(STATE_DIR, 2, subnet="192.168.161", prefix="c16s_", rgw_port=21601, mon_port=21602, service_port=21603) as inv:
         yield inv
-    finally:
-        sandbox_down(STATE_DIR)
 
 
 def admin_of(inv_path: Path) -> RgwAdminSession:

@@ -116,7 +116,15 @@ def _break_index(rgw: RgwInfo, admin: RgwAdminSession, name: str) -> None:  # no
         subprocess.run([*rados, "rm", shard], capture_output=True, text=True, check=True, timeout=60)
 
 
-@pytest.mark.parametrize("damage", [_break_instance, _break_index], ids=["instance-gone", "index-gone"])
+def _break_entry_point(rgw: RgwInfo, admin: RgwAdminSession, name: str) -> None:  # noqa: F811
+    """Remove the bucket's entry point object from RADOS (the owner's link to the name stays): what a radosgw
+    killed between the two steps of a deletion leaves (reproduced by the dead-RGW test)."""
+    subprocess.run(["rados", "-c", str(rgw.ceph_conf), "-p", "default.rgw.meta", "-N", "root", "rm", name],
+                   capture_output=True, text=True, check=True, timeout=60)
+
+
+@pytest.mark.parametrize("damage", [_break_instance, _break_index, _break_entry_point],
+                         ids=["instance-gone", "index-gone", "entry-point-gone"])
 def test_a_bucket_rgw_lists_but_cannot_find_is_removed(damage: Callable[..., None], rgw: RgwInfo,  # noqa: F811
                                                        rgw_admin: RgwAdminSession) -> None:  # noqa: F811
     """The states a radosgw killed mid-create or mid-delete leaves (seen in CI after the dead-RGW test): the owner

@@ -12,7 +12,6 @@ failing criteria, the failed testcases of ``junit.xml`` and ``clusterproof repor
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -24,16 +23,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from clusterproof.cli import sandbox_down, sandbox_up
 from clusterproof.sandbox import cluster, faults
+from tests.own_sandbox import SANDBOX_MARKS, own_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = Path("/tmp/cp-e2e-sandbox")
 
 pytestmark = [
-    pytest.mark.needs_root,
-    pytest.mark.needs_sandbox,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (network namespaces, one sshd per node)"),
+    *SANDBOX_MARKS,
 ]
 
 
@@ -50,13 +47,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
     Scope: module. Cleans up: everything it started (sandbox_down), also when a test fails.
     """
-    if cluster.read_state(STATE_DIR) is not None:
-        sandbox_down(STATE_DIR)  # a previous run that was killed: ours to remove (our own state dir)
-    inv = sandbox_up(4, STATE_DIR, subnet="192.168.86", prefix="cpe_", rgw_port=7486, mon_port=16786, service_port=7487)
-    try:
+    with own_sandbox(STATE_DIR, 4, subnet="192.168.86", prefix="cpe_", rgw_port=7486, mon_port=16786, service_port=7487) as inv:
         yield Sandbox(inv, cluster.SandboxCluster.from_state(STATE_DIR), tmp_path_factory.mktemp("reports"))
-    finally:
-        sandbox_down(STATE_DIR)
 
 
 def run_suites(sbx: Sandbox, *args: str, inventory: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -104,9 +104,10 @@ def _tag_of_helper(uid: str) -> str:
 
 def _drop_dangling(admin: RgwAdminSession, deleted: list[str]) -> list[str]:
     """Buckets still listed after their deletion went through or said "no such bucket" (an RGW killed while it
-    made or deleted them leaves such a name, with its instance or index shards gone) are removed through the admin
-    API (:meth:`RgwAdminSession.force_remove_bucket`). Moves a bucket that stays listed from ``deleted`` to the
-    problems returned."""
+    made or deleted them leaves such a name: its instance or index shards gone, or its entry point gone with the
+    owner's link left) are removed through the admin API (:meth:`RgwAdminSession.force_remove_bucket`), or, with
+    no metadata left at all, made again by their owner and deleted. Moves a bucket that stays listed from
+    ``deleted`` to the problems returned."""
     try:
         still = {b["Name"] for b in admin.s3.list_buckets().get("Buckets", [])} & set(deleted)
     except AWS_ERRORS as e:
@@ -115,9 +116,17 @@ def _drop_dangling(admin: RgwAdminSession, deleted: list[str]) -> list[str]:
     for name in sorted(still):
         deleted.remove(name)
         try:
-            admin.force_remove_bucket(name)
+            if not admin.force_remove_bucket(name):
+                # no entry point at all: only the owner's link to the name is left, and only an owner's create
+                # (which links real metadata to it) and delete remove that
+                admin.s3.create_bucket(Bucket=name)
+                problems.extend(delete_bucket(admin.s3, name))
         except IssuerError as e:
             problems.append(f"{name}: listed after its deletion, and the admin API could not remove it: {e}")
+            continue
+        except AWS_ERRORS as e:
+            problems.append(f"{name}: listed after its deletion, with no metadata left; making it again to delete it: "
+                            f"{answer_of(e)}")
             continue
         try:
             if name in {b["Name"] for b in admin.s3.list_buckets().get("Buckets", [])}:
