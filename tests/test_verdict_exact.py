@@ -145,3 +145,35 @@ def test_sanity_without_any_validated_row_fails_or_is_not_tested_as_asked() -> N
     # N/A on one placement only (nccl-tests does not validate it) is fine
     half = frame([(s, p, 1.0, 0 if p == "out-of-place" else None) for s in SIZES for p in ("out-of-place", "in-place")])
     assert _sanity(half)[1] == (Criterion.DATA_INTEGRITY, Status.PASS, "all_reduce 4 nodes: 0 wrong elements in 2 validated rows")
+
+
+def test_every_sanity_finding_carries_the_run_subject_and_its_log() -> None:
+    """Failures too, not only passes: the exclude list and the report link read subject and evidence."""
+    base = dict(collective="all_reduce", n_nodes=4, expected_sizes=SIZES, expected_ranks=4, nranks=3, complete=True,
+                rc=0, log_path="logs/r.log")
+    broken = verdict.sanity(frame([(256 * K, "in-place", 1.0, 9)]), **base)  # type: ignore[arg-type]
+    unvalidated = verdict.sanity(_both(SIZES, wrong=None), **base)  # type: ignore[arg-type]
+    unasked = verdict.sanity(_both(SIZES, wrong=None), require_validation=False, **base)  # type: ignore[arg-type]
+    for found in (broken, unvalidated, unasked):
+        assert {f.subject for f in found} == {Subject("node_set", "all_reduce-4nodes")}
+        assert {f.evidence for f in found} == {(Evidence("logs/r.log"),)}
+
+
+def test_a_node_count_threshold_decides_the_row_verdict() -> None:
+    rows = frame([(M, "out-of-place", 49.0, 0), (M, "in-place", 51.0, 0)])
+    out = verdict.row_verdicts(rows, TH10, collective="all_reduce", n_nodes=2)  # only 2 nodes have a 1M limit
+    assert out["threshold_gbs"].tolist() == [50.0, 50.0] and out["verdict"].tolist() == ["pass", "pass"]  # -10%: 45
+    strict = Thresholds(table=TH10.table, tolerance_pct=0.0)
+    assert verdict.row_verdicts(rows, strict, collective="all_reduce", n_nodes=2)["verdict"].tolist() == ["fail", "pass"]
+
+
+def test_a_failing_performance_finding_keeps_its_numbers() -> None:
+    (f,) = verdict.performance(frame([(M, "in-place", 40.0, 0)]), TH10, collective="all_reduce", n_nodes=2)
+    assert f.status is Status.FAIL and f.values == {"busbw_gbs": 40.0, "threshold_gbs": 50.0, "floor_gbs": 45.0,
+                                                     "size_bytes": M}
+
+
+def test_a_passing_performance_finding_keeps_its_numbers_too() -> None:
+    (f,) = verdict.performance(frame([(M, "in-place", 46.0, 0)]), TH10, collective="all_reduce", n_nodes=2)
+    assert f.status is Status.PASS and f.values == {"busbw_gbs": 46.0, "threshold_gbs": 50.0, "floor_gbs": 45.0,
+                                                     "size_bytes": M}

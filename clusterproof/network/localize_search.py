@@ -112,6 +112,7 @@ class _Search:
         """Run ``groups`` (disjoint) in as few rounds as the cap allows; judge and record each."""
         verdicts: list[GroupVerdict] = []
         step = self.cap or max(1, len(groups))
+        waves: list[tuple[list[Measurement], float]] = []
         for i in range(0, len(groups), step):
             wave = list(groups[i : i + step])
             t0 = self.clock()
@@ -119,10 +120,14 @@ class _Search:
             seconds = self.clock() - t0
             if len(measured) != len(wave) or any(m.nodes != tuple(g) for m, g in zip(measured, wave, strict=False)):
                 raise ValueError(f"run_round returned {len(measured)} measurement(s) for {len(wave)} group(s), or out of order")
-            if self.out.kind is FailureKind.SLOW and self.out.limit is None:
-                numbers = [m.busbw_gbs for m in measured if m.busbw_gbs is not None and m.failure is None]
-                if numbers:
-                    self.out.limit = (1.0 - self.relative_drop) * statistics.median(numbers)
+            waves.append((measured, seconds))
+        if self.out.kind is FailureKind.SLOW and self.out.limit is None:
+            # the relative limit comes from every group of the first round, however many waves the cap made of it
+            # (one wave of one pair would make a bad first pair the norm)
+            numbers = [m.busbw_gbs for measured, _ in waves for m in measured if m.busbw_gbs is not None and m.failure is None]
+            if numbers:
+                self.out.limit = (1.0 - self.relative_drop) * statistics.median(numbers)
+        for measured, seconds in waves:
             judged = [judge(m, self.out.kind, self.out.limit) for m in measured]
             self.out.rounds.append(Round(len(self.out.rounds) + 1, strategy, tuple(judged), seconds))
             for g in judged:
@@ -215,10 +220,8 @@ class _Search:
                 self.pairs(suspects)
                 return
             suspects = list((a if a.bad else b).nodes)
-        if self.good:
-            self.resolve([GroupVerdict(Measurement(tuple(suspects), error="failing half"), True, "failing half")])
-        else:
-            self.pairs(suspects)
+        # every halving had one good half, so known-good partners exist (localize bisects 4 nodes or more only)
+        self.resolve([GroupVerdict(Measurement(tuple(suspects), error="failing half"), True, "failing half")])
 
 
 def localize(
