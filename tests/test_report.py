@@ -227,6 +227,8 @@ def test_known_limitation_is_shown_and_the_run_passes_with_it(tmp_path: Path) ->
     assert "1 known limitation: [sts] delete_objects-inside" in summary.verdict.of(Criterion.ACCESS_MATRIX).headline
     assert '<div class="word">PASS with known limitations</div>' in summary.html_path.read_text()
     assert json.loads((tmp_path / "scorecard.json").read_text())["verdict"] == "pass"
+    # the criterion passes, so the counts say "0 known limitation" criteria: the line must still own up to it
+    assert summary.md_path.read_text().count("; 1 finding is a known limitation") == 1
 
 
 def sample_findings_clean() -> list[fd.Finding]:

@@ -68,6 +68,9 @@ class PageData:
         n = len(self.failures)
         if n:
             line += f"; {n} failing finding{'s' if n != 1 else ''}"
+        known = sum(f.status is Status.KNOWN_LIMITATION for c in self.verdict.criteria for f in c.findings)
+        if known:  # a passing criterion can hold some: "PASS with known limitations" says so, and so must this line
+            line += f"; {known} finding{'s are' if known != 1 else ' is a'} known limitation{'s' if known != 1 else ''}"
         return line
 
     def failed_network(self) -> pd.DataFrame:
