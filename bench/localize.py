@@ -89,7 +89,7 @@ def bench(n: int, args: argparse.Namespace) -> list[str]:
     """Run every fault on an ``n``-node sandbox; return the misses (empty: every goal met)."""
     misses: list[str] = []
     state = Path(tempfile.mkdtemp(prefix=f"cp-i12-bench{n}-"))
-    extra = {"localize": {"hang_timeout_s": args.hang_timeout},
+    extra = {"localize": {"hang_timeout_s": args.hang_timeout, "hang_peer_floor_s": args.peer_floor},
              "nccl_tests": {"timeout_s": 120, "sweep": {"min_bytes": "1M", "max_bytes": "1M", "step_factor": 2, "iters": 5,
                                                          "warmup_iters": 1, "gpus_per_rank": 1, "check": 1}}}
     state.rmdir()
@@ -135,8 +135,13 @@ def bench(n: int, args: argparse.Namespace) -> list[str]:
                       f"rounds {len(conc.rounds)} (goal <= {ROUNDS_GOAL})")
                 # On real nodes a round costs its slowest run alone: the sequential search ran each pair alone.
                 solo = {frozenset(g.nodes): g.measurement.seconds for r in seq.rounds for g in r.groups}
-                estimate = sum(max(solo.get(frozenset(g.nodes), pair) for g in r.groups) for r in conc.rounds)
-                print(f"real-node estimate (a round = its slowest pair run alone, timed in the sequential search): "
+                # a pair the concurrent round cut as hung (peers done) counts with the time it was cut at, not the
+                # sequential search's full timeout
+                estimate = sum(max(min(solo.get(frozenset(g.nodes), pair), g.measurement.seconds)
+                                   if g.measurement.failure is FailureKind.HUNG else solo.get(frozenset(g.nodes), pair)
+                                   for g in r.groups) for r in conc.rounds)
+                print(f"real-node estimate (a round = its slowest pair run alone, timed in the sequential search; a cut pair "
+                      f"at its cut time): "
                       f"{estimate:.2f} s vs {sum(solo.values()):.2f} s sequential = {estimate / sum(solo.values()):.2f}x")
                 if n >= 16:
                     if len(conc.rounds) > ROUNDS_GOAL:
@@ -157,6 +162,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--hang-timeout", type=float, default=5.0, help="localize.hang_timeout_s of the sandbox inventory")
+    ap.add_argument("--peer-floor", type=float, default=1.0,
+                    help="localize.hang_peer_floor_s: a hung pair of a concurrent round is cut at 3x its finished peers, "
+                         "not before this (the sequential search, one pair a round, has no peers and waits the timeout)")
     ap.add_argument("--no-exhaustive", dest="exhaustive", action="store_false", help="skip the N(N-1)/2 search (long at 16 nodes)")
     ap.add_argument("--faults", nargs="+", default=["slow", "hung", "crashed"], choices=["slow", "hung", "crashed"])
     ap.add_argument("--subnet", default="192.168.122")

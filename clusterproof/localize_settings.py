@@ -35,6 +35,10 @@ class LocalizeSettings:
     max_concurrent: int | None = None  # runs per round (None: all disjoint groups at once)
     strategy: Literal["auto", "pairs", "bisect"] = "auto"
     relative_drop: float = 0.3  # slow search without a 2-node threshold: bad below (1 - drop) x median
+    #: hang search: a run still going after this many times its slowest clean peer of the round (and at least
+    #: ``hang_peer_floor_s``) is cut as hung instead of waiting for ``hang_timeout_s``; 0 turns it off
+    hang_peer_factor: float = 3.0
+    hang_peer_floor_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,11 @@ def _env(r: FieldReader, m: dict[str, Any], path: str) -> dict[str, str]:
 
 def read_localize(r: FieldReader, raw: Any) -> LocalizeSettings:
     p = "localize"
-    m = r.mapping(raw, p, {"hang_timeout_s", "max_concurrent", "strategy", "relative_drop"})
+    m = r.mapping(raw, p, {"hang_timeout_s", "max_concurrent", "strategy", "relative_drop", "hang_peer_factor",
+                           "hang_peer_floor_s"})
+    factor = r.get(m, "hang_peer_factor", p, as_number(0.0), 3.0)
+    if 0 < factor < 1:
+        r.problem(f"{p}.hang_peer_factor", f"must be 0 (off) or at least 1, got {factor}")
     drop = r.get(m, "relative_drop", p, as_number(0.0), 0.3)
     if drop >= 1:
         r.problem(f"{p}.relative_drop", f"must be below 1, got {drop}")
@@ -115,6 +123,8 @@ def read_localize(r: FieldReader, raw: Any) -> LocalizeSettings:
         max_concurrent=r.get(m, "max_concurrent", p, as_int(1), None),
         strategy=r.get(m, "strategy", p, one_of("auto", "pairs", "bisect"), "auto"),
         relative_drop=drop,
+        hang_peer_factor=factor,
+        hang_peer_floor_s=r.get(m, "hang_peer_floor_s", p, as_number(0.0), 10.0),
     )
 
 

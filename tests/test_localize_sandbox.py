@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from clusterproof.sandbox import cluster, fault_fabric, faults
 from tests.own_sandbox import own_sandbox
@@ -60,8 +62,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         yield Sandbox(inv, cluster.SandboxCluster.from_state(STATE_DIR), tmp_path_factory.mktemp("reports"))
 
 
-def run_suite(sbx: Sandbox, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    cmd = [sys.executable, "-m", "pytest", "suites/network/test_localize.py", "--cluster", str(sbx.inventory),
+def run_suite(sbx: Sandbox, *args: str, inventory: Path | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
+    cmd = [sys.executable, "-m", "pytest", "suites/network/test_localize.py", "--cluster", str(inventory or sbx.inventory),
            "--reports-dir", str(sbx.reports), "-p", "no:cacheprovider", "-q", "-rfEs", *args]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     return res, (sbx.reports / "latest").resolve()
@@ -95,6 +97,30 @@ def test_hung_node_is_named_and_nothing_is_left_on_any_node(sandbox: Sandbox) ->
     assert exclude_list(run) == ["node03"]
     assert (run / "unfit_hostlist.txt").read_text().strip() == "node03"
     assert "scontrol update nodename=node03 state=drain reason=" in out  # printed, never run
+    assert after == {n.name: "" for n in sandbox.cluster.nodes}
+
+
+def test_a_hung_pair_is_cut_once_its_peers_are_done(sandbox: Sandbox, tmp_path: Path) -> None:
+    """With a long hang timeout (30 s a pair) the search still ends in seconds: each round's hung pair is cut at
+    3x its finished peers (floor 1 s), named as a hang with the times that decided it."""
+    doc = yaml.safe_load(sandbox.inventory.read_text())
+    doc["localize"] = {"hang_timeout_s": 30, "hang_peer_factor": 3, "hang_peer_floor_s": 1}
+    inv = tmp_path / "peer-cut.yaml"
+    inv.write_text(yaml.safe_dump(doc))
+    print(fault_fabric.hang_link(sandbox.cluster, "node03"))
+    try:
+        t0 = time.monotonic()
+        res, run = run_suite(sandbox, "-k", "bad_node_localized", inventory=inv)
+        took = time.monotonic() - t0
+        after = leftovers(sandbox)
+    finally:
+        print(fault_fabric.clear_hang_link(sandbox.cluster, "node03"))
+    out = res.stdout
+    assert res.returncode == 1, out[-4000:]
+    assert "all_reduce (hung): bad node(s): node03" in out, out[-4000:]
+    assert "hung: cut after " in out and "peer(s) had finished cleanly" in out, out[-4000:]
+    assert took < 40, f"{took:.1f} s: two rounds of 30 s timeouts were waited out"  # the all-node run alone takes 8 s
+    assert exclude_list(run) == ["node03"]
     assert after == {n.name: "" for n in sandbox.cluster.nodes}
 
 

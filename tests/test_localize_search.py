@@ -267,6 +267,10 @@ def test_measurement_of_real_runs_carries_errors_not_numbers() -> None:
     assert crash.error is not None and crash.error.startswith("exit code 3: ") and crash.log == "logs/11_v2.13.10_all_reduce_nccl-failure_mpirun-exit.txt"
     hung = measurement(("node01", "node02"), _result("12_v2.17.4_all_gather_timeout_srun-exit.txt", None, timed_out=True), test)
     assert hung.failure is FailureKind.HUNG and hung.busbw_gbs is None and "timed out after 20 s" in str(hung.error)
+    from dataclasses import replace
+
+    cut = replace(_result("12_v2.17.4_all_gather_timeout_srun-exit.txt", None, timed_out=True), cut="cut after 2.5 s: peers done")
+    assert measurement(("node01", "node02"), cut, test).error == "cut after 2.5 s: peers done; its processes were ended on every node"
     wrong = measurement(("node01", "node02"), _result("14_v2.17.6_all_reduce_wrong-results_min-bw-failed.txt", 7), test)
     assert wrong.failure is FailureKind.WRONG and "#wrong = " in str(wrong.error)
     ok = measurement(("node01", "node02"), _result("01_h100_2node_16gpu_allreduce_v2.14-2.16fmt_COMPLETE.txt", 0), test)

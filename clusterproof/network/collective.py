@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clusterproof.errors import ClusterproofError, ParseError
@@ -33,6 +33,7 @@ from clusterproof.findings import Criterion, Evidence, Finding, Subject, failed,
 from clusterproof.inventory import Inventory, Node, SweepSpec
 from clusterproof.network import nccl, nccl_debug, srun_job
 from clusterproof.network.launch import HostSlot, Mpirun, NcclTestsCommand, Srun, render
+from clusterproof.network.peer_cut import PeerCut, PeerWatch
 from clusterproof.nodes.ssh import SshPool
 from clusterproof.nodes.ssh_exec import CommandResult
 from clusterproof.redact import redact
@@ -62,6 +63,7 @@ class CollectiveResult:
     cleanup_errors: list[str] = field(default_factory=list)
     hosts: dict[str, str] = field(default_factory=dict)  # node name -> the address the launcher was given
     not_launched: str | None = None  # why nothing was launched (a node of the set already known to be down)
+    cut: str | None = None  # why a search run was ended early as hung (its peers were long done), with the times
 
     @classmethod
     def skipped_launch(cls, collective: str, nodes: list[str], why: str) -> CollectiveResult:
@@ -203,13 +205,14 @@ class CollectiveRunner:
             seconds = time.monotonic() - started
         return self._collect(job, result, seconds, errors)
 
-    def run_many(self, requests: Sequence[RunRequest]) -> list[CollectiveResult | ClusterproofError]:
+    def run_many(self, requests: Sequence[RunRequest], peer_cut: PeerCut | None = None) -> list[CollectiveResult | ClusterproofError]:
         """Run several collectives on disjoint node sets at the same time: one round of the bad-node search.
 
         The fabric lock is held once for the whole round (the runs are meant to share the fabric with each
         other, never with another test). Returns one item per request, in order: its result, or the error that
         kept it from starting. A run that times out has its processes ended on every node of its set, as in
-        :meth:`run`.
+        :meth:`run`. With ``peer_cut``, a run still going long after its peers finished cleanly is ended then
+        and reported as timed out, with the reason in its ``cut`` (:mod:`clusterproof.network.peer_cut`).
         """
         seen: set[str] = set()
         for req in requests:
@@ -220,19 +223,42 @@ class CollectiveRunner:
         default = self.inventory.nccl_tests.timeout_s
         jobs = [self._prepare(r.collective, r.nodes, r.extra_env, r.sweep, r.extra_mca) for r in requests]
 
-        def one(item: tuple[_Job, RunRequest]) -> CollectiveResult | ClusterproofError:
-            job, req = item
+        watch = PeerWatch(len(jobs), peer_cut) if peer_cut is not None else None
+
+        def one(item: tuple[int, _Job, RunRequest]) -> CollectiveResult | ClusterproofError:
+            i, job, req = item
             started = time.monotonic()
+            if watch is not None:
+                watch.started(i)
+            clean = False
             try:
                 result, errors = self._launch(job, req.timeout_s if req.timeout_s is not None else default)
+                clean = result is not None and result.ok and not result.timed_out
             except ClusterproofError as e:
                 return e
-            return self._collect(job, result, time.monotonic() - started, errors)
+            finally:  # always, so that the watcher ends with the round
+                if watch is not None:
+                    watch.finished(i, clean=clean)
+            res = self._collect(job, result, time.monotonic() - started, errors)
+            why = watch.reason(i) if watch is not None else None
+            return replace(res, rc=None, timed_out=True, cut=why) if why else res
+
+        def cut_due() -> None:
+            assert watch is not None
+            while not watch.all_done:
+                for i in watch.due():
+                    log.info("%s: %s", jobs[i].job_id, watch.reason(i))
+                    self._kill_job(jobs[i].job_id, jobs[i].nodes)
+                time.sleep(0.1)
 
         if not jobs:
             return []
-        with file_lock(self.lock_dir, f"fabric-{self.inventory.name}"), ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-            return list(pool.map(one, zip(jobs, requests, strict=True)))
+        with file_lock(self.lock_dir, f"fabric-{self.inventory.name}"), ThreadPoolExecutor(max_workers=len(jobs) + 1) as pool:
+            watcher = pool.submit(cut_due) if watch is not None else None
+            out = list(pool.map(one, [(i, job, req) for i, (job, req) in enumerate(zip(jobs, requests, strict=True))]))
+            if watcher is not None:
+                watcher.result()
+            return out
 
     def command_for(self, collective: str, nodes: Sequence[Node], extra_env: Mapping[str, str] | None = None,
                     sweep: SweepSpec | None = None) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from clusterproof.network.collective import CollectiveResult, CollectiveRunner, 
 from clusterproof.network.localize_model import FailureKind, Localization, Measurement
 from clusterproof.network.localize_runs import SearchTest, failure_kind, measurement, search_test
 from clusterproof.network.localize_search import Group, localize
+from clusterproof.network.peer_cut import PeerCut
 
 
 class CollectiveRounds:
@@ -26,8 +27,10 @@ class CollectiveRounds:
 
     def __init__(self, runner: CollectiveRunner, inventory: Inventory, collective: str, test: SearchTest,
                  env: Mapping[str, str] | None = None,
-                 on_result: Callable[[CollectiveResult], None] | None = None, ranks_per_node: int | None = None) -> None:
+                 on_result: Callable[[CollectiveResult], None] | None = None, ranks_per_node: int | None = None,
+                 peer_cut: PeerCut | None = None) -> None:
         self.runner = runner
+        self.peer_cut = peer_cut
         self.ranks_per_node = ranks_per_node
         self.inventory = inventory
         self.collective = collective
@@ -42,7 +45,7 @@ class CollectiveRounds:
     def __call__(self, groups: Sequence[Group]) -> list[Measurement]:
         requests = [RunRequest(self.collective, tuple(self._node(n) for n in g), extra_env=self.env,
                                timeout_s=self.test.timeout_s, sweep=self.test.sweep, extra_mca=self.test.mca) for g in groups]
-        outcomes: list[CollectiveResult | ClusterproofError] = self.runner.run_many(requests)
+        outcomes: list[CollectiveResult | ClusterproofError] = self.runner.run_many(requests, peer_cut=self.peer_cut)
         out = []
         for group, outcome in zip(groups, outcomes, strict=True):
             if self.on_result is not None and isinstance(outcome, CollectiveResult):
@@ -66,7 +69,10 @@ def search(runner: CollectiveRunner, inventory: Inventory, collective: str, kind
     settings = inventory.localize
     test = search_test(kind, inventory.nccl_tests.sweep, timeout_s=inventory.nccl_tests.timeout_s,
                        hang_timeout_s=settings.hang_timeout_s, mca=mca)
-    rounds = CollectiveRounds(runner, inventory, collective, test, env=env, on_result=on_result, ranks_per_node=ranks_per_node)
+    peer_cut = (PeerCut(settings.hang_peer_factor, settings.hang_peer_floor_s)
+                if kind is FailureKind.HUNG and settings.hang_peer_factor > 0 else None)
+    rounds = CollectiveRounds(runner, inventory, collective, test, env=env, on_result=on_result,
+                              ranks_per_node=ranks_per_node, peer_cut=peer_cut)
     names = list(nodes) if nodes is not None else [n.name for n in inventory.nodes]
     if kind is FailureKind.SLOW and limit is None:
         limit = pair_limit(inventory, collective, test)

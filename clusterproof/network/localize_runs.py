@@ -107,7 +107,8 @@ def measurement(nodes: Sequence[str], outcome: CollectiveResult | ClusterproofEr
     log = f"logs/{res.log_path.name}"
     base = {"seconds": res.seconds, "log": log}
     if res.timed_out:
-        return Measurement(names, failure=FailureKind.HUNG, error=f"timed out after {test.timeout_s:g} s; its processes were ended on every node",
+        why = res.cut or f"timed out after {test.timeout_s:g} s"
+        return Measurement(names, failure=FailureKind.HUNG, error=f"{why}; its processes were ended on every node",
                            lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
     run = res.run
     if run is None:

@@ -1,0 +1,84 @@
+"""clusterproof.network.peer_cut: a hung run of a round is cut once half its peers finished cleanly and it has run
+``factor`` times the slowest of them (never before the floor); a round of one run keeps its timeout."""
+
+from __future__ import annotations
+
+import pytest
+
+from clusterproof.inventory import parse_inventory
+from clusterproof.network.peer_cut import PeerCut, PeerWatch
+from tests.test_inventory import minimal, problems_of
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_run_is_cut_after_factor_times_its_slowest_clean_peer() -> None:
+    clock = Clock()
+    w = PeerWatch(4, PeerCut(factor=3.0, floor_s=1.0), clock)
+    for i in range(4):
+        w.started(i)
+    clock.t = 0.5
+    w.finished(0, clean=True)
+    assert w.limit_s() is None and w.due() == []  # 1 of 4: too few peers
+    clock.t = 0.8
+    w.finished(1, clean=True)
+    assert w.limit_s() == pytest.approx(2.4)  # 3 x 0.8
+    clock.t = 2.4
+    assert w.due() == []  # not past the limit yet
+    clock.t = 2.5
+    w.finished(2, clean=False)  # a crash is no peer to compare with, and not cut either
+    assert w.due() == [3] and w.due() == []  # once
+    assert w.reason(3) == ("cut after 2.5 s: 2 of its 3 peer(s) had finished cleanly, the slowest in 0.8 s "
+                           "(limit 3x that, at least 1 s)")
+    assert w.reason(2) is None and not w.all_done
+    w.finished(3, clean=False)
+    assert w.all_done
+
+
+def test_the_floor_holds_and_one_run_has_no_peers() -> None:
+    clock = Clock()
+    w = PeerWatch(2, PeerCut(factor=3.0, floor_s=10.0), clock)
+    w.started(0), w.started(1)
+    clock.t = 0.4
+    w.finished(0, clean=True)
+    assert w.limit_s() == 10.0
+    clock.t = 9.9
+    assert w.due() == []
+    clock.t = 10.1
+    assert w.due() == [1]
+    alone = PeerWatch(1, PeerCut(), clock)
+    alone.started(0)
+    clock.t = 1000.0
+    assert alone.limit_s() is None and alone.due() == []
+
+
+def test_a_cut_run_that_ends_later_is_no_clean_peer() -> None:
+    clock = Clock()
+    w = PeerWatch(3, PeerCut(factor=2.0, floor_s=0.0), clock)
+    for i in range(3):
+        w.started(i)
+    clock.t = 1.0
+    w.finished(0, clean=True), w.finished(1, clean=True)
+    clock.t = 2.1
+    assert w.due() == [2]
+    w.finished(2, clean=True)  # its launcher exited 0 after the kill: still cut, never a peer time
+    assert w.limit_s() == pytest.approx(2.0) and w.reason(2) is not None
+
+
+@pytest.mark.parametrize("factor, floor", [(0.5, 1.0), (2.0, -1.0)])
+def test_bad_settings_are_refused(factor: float, floor: float) -> None:
+    with pytest.raises(ValueError, match="PeerCut"):
+        PeerCut(factor, floor)
+
+
+def test_inventory_reads_the_peer_cut_and_refuses_a_factor_below_one() -> None:
+    inv = parse_inventory(minimal(localize={"hang_peer_factor": 4, "hang_peer_floor_s": 2}), "c.yaml")
+    assert (inv.localize.hang_peer_factor, inv.localize.hang_peer_floor_s) == (4, 2)
+    assert parse_inventory(minimal(), "c.yaml").localize.hang_peer_factor == 3.0
+    assert any("localize.hang_peer_factor" in p for p in problems_of(minimal(localize={"hang_peer_factor": 0.5})))
