@@ -124,12 +124,17 @@ def test_a_hung_pair_is_cut_once_its_peers_are_done(sandbox: Sandbox, tmp_path: 
     assert after == {n.name: "" for n in sandbox.cluster.nodes}
 
 
-def test_crashing_node_is_named(sandbox: Sandbox) -> None:
-    print(fault_fabric.node_fault(sandbox.cluster, "node02", "crash"))
+def search_with_node_fault(sbx: Sandbox, node: str, mode: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The bad-node search with the stand-in on ``node`` faulted (``crash`` or ``corrupt``), the fault undone after."""
+    print(fault_fabric.node_fault(sbx.cluster, node, mode))
     try:
-        res, run = run_suite(sandbox, "-k", "bad_node_localized")
+        return run_suite(sbx, "-k", "bad_node_localized")
     finally:
-        print(fault_fabric.clear_node_fault(sandbox.cluster, "node02"))
+        print(fault_fabric.clear_node_fault(sbx.cluster, node))
+
+
+def test_crashing_node_is_named(sandbox: Sandbox) -> None:
+    res, run = search_with_node_fault(sandbox, "node02", "crash")
     assert res.returncode == 1, res.stdout[-4000:]
     assert "all_reduce (crashed): bad node(s): node02" in res.stdout, res.stdout[-4000:]
     assert "Test NCCL failure" in res.stdout
@@ -167,11 +172,7 @@ def test_slowed_second_rail_is_named_with_its_rail(sandbox: Sandbox) -> None:
 
 
 def test_corrupting_node_is_named_with_validation_on(sandbox: Sandbox) -> None:
-    print(fault_fabric.node_fault(sandbox.cluster, "node01", "corrupt"))
-    try:
-        res, run = run_suite(sandbox, "-k", "bad_node_localized")
-    finally:
-        print(fault_fabric.clear_node_fault(sandbox.cluster, "node01"))
+    res, run = search_with_node_fault(sandbox, "node01", "corrupt")
     assert res.returncode == 1, res.stdout[-4000:]
     assert "all_reduce (wrong): bad node(s): node01" in res.stdout, res.stdout[-4000:]
     assert "#wrong = " in res.stdout

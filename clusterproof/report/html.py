@@ -270,8 +270,7 @@ def _text(value: Any) -> str:
 
 def _launcher(row: Any) -> str:
     """The launcher that produced a network row (mpirun or srun), blank for rows saved before it was recorded."""
-    value = getattr(row, "launcher", None)
-    return value if isinstance(value, str) else ""
+    return _text(getattr(row, "launcher", None))
 
 
 def _large_messages(p: PageData) -> str:

@@ -71,9 +71,9 @@ def remove_suite_leftovers(admin: RgwAdminSession, stale_before: datetime | None
         helpers = []
         out.problems.append(f"list users: {e}")
     if stale_before is not None:
-        fresh_tags = {_tag_of_bucket(b["Name"]) for b in listed if b["Name"] not in stale}
-        stale_tags = {_tag_of_bucket(name) for name in stale} - fresh_tags
-        helpers = [uid for uid in helpers if _tag_of_helper(uid) in stale_tags]
+        fresh_tags = {_tag_of(b["Name"]) for b in listed if b["Name"] not in stale}
+        stale_tags = {_tag_of(name) for name in stale} - fresh_tags
+        helpers = [uid for uid in helpers if _tag_of(uid) in stale_tags]
     for uid in helpers:
         try:
             admin.delete_user(uid)
@@ -92,14 +92,10 @@ def _created_before(bucket: dict[str, Any], cutoff: datetime) -> bool:
     return isinstance(created, datetime) and created < cutoff
 
 
-def _tag_of_bucket(name: str) -> str:
-    """``cp-1a2b3c4d-g0-xyz`` -> ``1a2b3c4d-g0`` (the run hash and worker)."""
+def _tag_of(name: str) -> str:
+    """The run hash and worker a suite name carries: ``cp-1a2b3c4d-g0-xyz`` (bucket) and ``cpt-1a2b3c4d-g0-assumer``
+    (helper user) -> ``1a2b3c4d-g0``."""
     return "-".join(name.split("-")[1:3])
-
-
-def _tag_of_helper(uid: str) -> str:
-    """``cpt-1a2b3c4d-g0-assumer`` -> ``1a2b3c4d-g0``."""
-    return "-".join(uid.split("-")[1:3])
 
 
 def _drop_dangling(admin: RgwAdminSession, deleted: list[str]) -> list[str]:
