@@ -3,6 +3,7 @@ immediate revoke, reap of expired roles, the TTL limits, and the session-policy 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from clusterproof.storage import (
     decode_role_name,
     s3_client,
 )
+from clusterproof.storage import policy
 from clusterproof.storage.cleanup import temp_ids
 from clusterproof.storage.matrix import ALLOW, DENY, attempt
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
@@ -107,3 +109,38 @@ def test_s3_sts_multi_delete_with_and_without_session_policy(rgw: RgwInfo, rgw_b
     finally:
         issuer.purge("sts-mdel")
         issuer.remove_assumer()
+
+
+def test_s3_role_listing_complete_while_other_roles_churn(rgw: RgwInfo, rgw_admin: RgwAdminSession) -> None:  # noqa: F811
+    """Measured RGW 16.2 behaviour: ListRoles answers a bare 404 when a role it listed is deleted before it reads
+    it (16 of 373 listings under create/delete churn). ``role_names`` must never read that as "no roles": every
+    listing taken while another thread makes and deletes roles still holds the roles that stand throughout."""
+    trust = policy.compact(policy.document([{"Effect": "Allow", "Principal": {"AWS": [policy.user_arn("nobody")]},
+                                             "Action": ["sts:AssumeRole"]}]))
+    standing = [f"cptest-standing-{i}" for i in range(3)]
+    for name in standing:
+        rgw_admin.iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+    stop = threading.Event()
+    churned = 0
+
+    def churn() -> None:
+        nonlocal churned
+        other = RgwAdminSession(rgw.endpoint, rgw.admin_access_key, rgw.admin_secret_key)
+        while not stop.is_set():
+            name = f"cptest-churn-{churned}"
+            other.iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+            other.iam.delete_role(RoleName=name)
+            churned += 1
+
+    worker = threading.Thread(target=churn, daemon=True)
+    worker.start()
+    try:
+        listings = [set(rgw_admin.role_names()) for _ in range(150)]
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+        for name in standing:
+            rgw_admin.delete_role(name)
+    assert churned > 50, f"only {churned} roles churned: the race was hardly exercised"
+    short = [i for i, names in enumerate(listings) if not set(standing) <= names]
+    assert not short, f"{len(short)} of {len(listings)} listings lacked a standing role (first at {short[0]})"

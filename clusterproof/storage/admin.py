@@ -55,6 +55,10 @@ def _claim(endpoint: str, name: str) -> Iterator[bool]:
                 _IN_FLIGHT.discard(key)
 
 
+#: Pauses between ListRoles attempts after a 404 (see ``RgwAdminSession.role_names``).
+_ROLE_LIST_RETRY_S = (0.02, 0.05, 0.1)
+
+
 class RgwAdminSession:
     """Admin access to one RGW. Thread-safe; every failure of the service surfaces as IssuerError."""
 
@@ -187,7 +191,26 @@ class RgwAdminSession:
     # --- roles ------------------------------------------------------------------------------------------
 
     def role_names(self) -> list[str]:
-        """Every IAM role name (RGW answers 404 instead of an empty list when there is none)."""
+        """Every IAM role name.
+
+        RGW 16.2 answers ListRoles with a bare 404 both when there is no role and, under churn, when a role it
+        listed was deleted before it read it (measured: 16 of 373 listings during create/delete churn, with five
+        roles standing). A 404 is therefore retried, and only 404s in a row mean "no roles" (under that churn
+        four in a row come by chance about once in 400,000 listings).
+
+        Raises:
+            IssuerError: RGW failed.
+        """
+        for delay in (*_ROLE_LIST_RETRY_S, None):
+            names = self._list_roles_once()
+            if names is not None:
+                return names
+            if delay is not None:
+                time.sleep(delay)
+        return []
+
+    def _list_roles_once(self) -> list[str] | None:
+        """One full listing; None when RGW answered 404."""
         names: list[str] = []
         marker: str | None = None
         for _ in range(10_000):  # pages (RGW 16.2 answers in one; IAM proper pages by 100)
@@ -195,7 +218,7 @@ class RgwAdminSession:
                 resp = self.iam.list_roles(**({"Marker": marker} if marker else {}))
             except AWS_ERRORS as e:
                 if answer_of(e).not_found:
-                    return names
+                    return None
                 raise IssuerError(f"{self.endpoint}: list roles: {answer_of(e)}") from None
             names.extend(r["RoleName"] for r in resp.get("Roles", []))
             marker = resp.get("Marker") if resp.get("IsTruncated") else None
