@@ -15,9 +15,9 @@ from clusterproof.storage import (
     RgwAdminSession,
     StsIssuer,
     decode_role_name,
+    policy,
     s3_client,
 )
-from clusterproof.storage import policy
 from clusterproof.storage.cleanup import temp_ids
 from clusterproof.storage.matrix import ALLOW, DENY, attempt
 from tests.rgw_fixture import rgw, rgw_admin, rgw_bucket  # noqa: F401
