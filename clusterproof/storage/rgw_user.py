@@ -16,11 +16,13 @@ from typing import Any, Literal
 from clusterproof.storage import policy
 from clusterproof.storage.admin import RgwAdminSession
 from clusterproof.storage.model import (
+    IssuerError,
     Permission,
     TempCredential,
     checked_request,
 )
 from clusterproof.storage.names import TempName, decode_uid, new_name
+from clusterproof.storage.rollback import roll_back
 from clusterproof.storage.sweep import NameSweeper
 
 GrantStyle = Literal["user-policy", "bucket-policy"]
@@ -68,7 +70,8 @@ class RgwUserIssuer(NameSweeper):
 
         Raises:
             ValueError: bad customer, bucket, prefix, TTL or permission, or the bucket does not exist.
-            IssuerError: RGW failed; the user (and its bucket-policy statements) are removed again.
+            IssuerError: RGW failed; the user (and its bucket-policy statements) are removed again, the removal
+                retried while RGW is away (``rollback.ROLLBACK_BUDGET_S``); the message says when that failed too.
         """
         req = checked_request(self.admin, self.endpoint, self.kind, self.max_ttl_seconds, self.deny_anonymous_reads,
                               customer, bucket, prefix, permission, ttl_seconds)
@@ -77,12 +80,19 @@ class RgwUserIssuer(NameSweeper):
         name = new_name(customer, int(expires_at.timestamp()))
         uid = name.uid()
         doc = self.policy_document(bucket, prefix, permission, expires_at)
-        access_key, secret_key = self.admin.create_user(uid, _DISPLAY_PREFIX + bucket)
         try:
+            # Inside the try: a create whose answer was lost (RGW restarting) may still have made the user.
+            access_key, secret_key = self.admin.create_user(uid, _DISPLAY_PREFIX + bucket)
             if self.grant_style == "user-policy":
                 self.admin.put_user_policy(uid, USER_POLICY_NAME, doc)
             else:
                 self._add_bucket_grant(bucket, uid, doc)
+        except Exception as exc:
+            left = roll_back(lambda: self._delete(uid, bucket))
+            if left is None or not isinstance(exc, IssuerError):
+                raise
+            raise IssuerError(f"{exc}; undoing {uid} failed too ({left}): it is left (its key never left this "
+                              f"issuer) until the reaper removes it after {expires_at.isoformat()}") from None
         except BaseException:
             self._delete(uid, bucket)
             raise

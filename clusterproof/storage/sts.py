@@ -33,6 +33,7 @@ from clusterproof.storage.model import (
     checked_request,
 )
 from clusterproof.storage.names import TempName, decode_role_name, new_name
+from clusterproof.storage.rollback import roll_back
 from clusterproof.storage.sweep import NameSweeper
 
 ROLE_POLICY_NAME = "cp-prefix-grant"
@@ -109,24 +110,14 @@ class StsIssuer(NameSweeper):
                 f"above RGW's {SESSION_POLICY_MAX_BYTES}-byte limit for session policies; use a shorter prefix"
             )
         try:
-            created = self.admin.iam.create_role(RoleName=role, AssumeRolePolicyDocument=policy.compact(trust),
-                                                 MaxSessionDuration=self.max_ttl_seconds)
-        except AWS_ERRORS as e:
-            raise IssuerError(f"{self.endpoint}: create role {role}: {answer_of(e)}") from None
-        try:
-            self.admin.iam.put_role_policy(RoleName=role, PolicyName=ROLE_POLICY_NAME, PolicyDocument=policy.compact(doc))
-            extra = {"Policy": session_text} if self.session_policy else {}
-            resp = sts.assume_role(RoleArn=created["Role"]["Arn"], RoleSessionName=f"cp-{customer}"[:64],
-                                   DurationSeconds=ttl_seconds, **extra)
-        except AWS_ERRORS as e:
-            self.admin.delete_role(role)
-            answer = answer_of(e)
-            if answer.status == 400 and getattr(e, "operation_name", "") == "AssumeRole":
-                raise ValueError(
-                    f"ttl_seconds {ttl_seconds}: RGW refused the session duration ({answer}); it must lie between "
-                    f"rgw_sts_min_session_duration (900 s unless lowered) and {self.max_ttl_seconds} s"
-                ) from None
-            raise IssuerError(f"{self.endpoint}: issue STS credential via role {role}: {answer}") from None
+            resp = self._create_and_assume(sts, role, trust, doc, session_text, customer, ttl_seconds)
+        except Exception as exc:
+            # Also after a failed create: its answer may have been lost with the role made (RGW restarting).
+            left = roll_back(lambda: self.admin.delete_role(role))
+            if left is None or not isinstance(exc, IssuerError):
+                raise
+            raise IssuerError(f"{exc}; undoing role {role} failed too ({left}): it is left (no session was handed "
+                              f"out) until the reaper removes it after expiry epoch {expires_epoch}") from None
         except BaseException:
             self.admin.delete_role(role)
             raise
@@ -141,6 +132,29 @@ class StsIssuer(NameSweeper):
             session_token=creds["SessionToken"], expires_at=expires_at.astimezone(UTC), customer=customer,
             bucket=bucket, prefix=prefix, permission=permission, issuer=self.kind,
         )
+
+    def _create_and_assume(self, sts: Any, role: str, trust: dict[str, Any], doc: dict[str, Any], session_text: str,
+                           customer: str, ttl_seconds: int) -> Any:
+        """Create ``role`` with its policy and assume it; AWS errors become IssuerError (ValueError for a refused
+        duration). The caller undoes the role on any failure."""
+        try:
+            created = self.admin.iam.create_role(RoleName=role, AssumeRolePolicyDocument=policy.compact(trust),
+                                                 MaxSessionDuration=self.max_ttl_seconds)
+        except AWS_ERRORS as e:
+            raise IssuerError(f"{self.endpoint}: create role {role}: {answer_of(e)}") from None
+        try:
+            self.admin.iam.put_role_policy(RoleName=role, PolicyName=ROLE_POLICY_NAME, PolicyDocument=policy.compact(doc))
+            extra = {"Policy": session_text} if self.session_policy else {}
+            return sts.assume_role(RoleArn=created["Role"]["Arn"], RoleSessionName=f"cp-{customer}"[:64],
+                                   DurationSeconds=ttl_seconds, **extra)
+        except AWS_ERRORS as e:
+            answer = answer_of(e)
+            if answer.status == 400 and getattr(e, "operation_name", "") == "AssumeRole":
+                raise ValueError(
+                    f"ttl_seconds {ttl_seconds}: RGW refused the session duration ({answer}); it must lie between "
+                    f"rgw_sts_min_session_duration (900 s unless lowered) and {self.max_ttl_seconds} s"
+                ) from None
+            raise IssuerError(f"{self.endpoint}: issue STS credential via role {role}: {answer}") from None
 
     def revoke(self, credential: TempCredential) -> None:
         """End the session now by deleting its role (and the role's policy).
