@@ -21,9 +21,10 @@ from clusterproof.storage import (
     policy,
     s3_client,
 )
-from clusterproof.storage.cleanup import grant_state, sweep, temp_ids
+from clusterproof.storage.cleanup import grant_state, temp_ids
 from clusterproof.storage.matrix import ALLOW, attempt
 from clusterproof.storage.names import customer_in_scope, decode_role_name, decode_uid, validate_scope
+from clusterproof.storage.suite_cleanup import remove_suite_leftovers
 from tests.rgw_fixture import foreign_owner, rgw, rgw_admin, rgw_bucket  # noqa: F401
 
 RUN = "cpt-1a2b3c4d"
@@ -76,7 +77,8 @@ def test_s3_purge_and_list_of_g1_leave_g10_alone(issuer: RgwUserIssuer, rgw: Rgw
             obs = attempt(partial(client.put_object, Bucket=bucket, Key=cred.prefix + "x", Body=b"x"))
             assert obs.observed == ALLOW, f"{cred.customer} after g1's purge: {obs.detail}"
         # the fixtures' sweep (purge + helper users + buckets) of g1 leaves g10 alone too
-        assert sweep(rgw_admin, G1, f"cp-{G1.removeprefix('cpt-')}-") == []
+        done = remove_suite_leftovers(rgw_admin, tag=G1)
+        assert done.problems == [] and sorted(done.users) == [], done
         assert sorted(temp_ids(rgw_admin, RUN)) == sorted([g10.id, g11.id])
     finally:
         issuer.purge(RUN)
@@ -144,3 +146,31 @@ def test_s3_grant_state_raises_when_rgw_gives_no_answer(issuer: RgwUserIssuer, r
             grant_state(unprivileged, cred.id)
     finally:
         issuer.revoke(cred)
+
+
+def test_s3_tag_sweep_takes_its_helpers_and_buckets_and_not_g10s(rgw_admin: RgwAdminSession) -> None:  # noqa: F811
+    """The fixtures' sweep of one tag: g1's helper user and bucket go (objects included), g10's stay."""
+    made = {tag: (f"{tag}-assumer", f"cp-{tag.removeprefix('cpt-')}-{secrets.token_hex(3)}") for tag in (G1, G10)}
+    for uid, bucket in made.values():
+        rgw_admin.create_user(uid, "helper")
+        rgw_admin.s3.create_bucket(Bucket=bucket)
+        rgw_admin.s3.put_object(Bucket=bucket, Key="data/x", Body=b"x")
+    try:
+        done = remove_suite_leftovers(rgw_admin, tag=G1)
+        assert done.problems == [], done.problems
+        assert done.helper_users == [made[G1][0]] and done.buckets == [made[G1][1]], done
+        users = set(rgw_admin.user_ids())
+        buckets = {b["Name"] for b in rgw_admin.s3.list_buckets()["Buckets"]}
+        assert made[G1][0] not in users and made[G1][1] not in buckets
+        assert made[G10][0] in users and made[G10][1] in buckets, "g1's sweep reached g10"
+    finally:
+        done = remove_suite_leftovers(rgw_admin, tag=G10)
+    assert done.helper_users == [made[G10][0]] and done.buckets == [made[G10][1]], done
+
+
+@pytest.mark.parametrize("tag, stale", [("", False), ("cpt-", False), ("cpt_x", False), (G1, True)])
+def test_s3_tag_sweep_refuses_a_bad_tag_or_a_tag_with_staleness(tag: str, stale: bool) -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(ValueError):
+        remove_suite_leftovers(None, stale_before=datetime.now(UTC) if stale else None, tag=tag)  # type: ignore[arg-type]

@@ -319,12 +319,15 @@ osd op num shards = 1
 osd op num threads per shard = 2
 # A radosgw that dies (SIGKILL, a crash) leaves its cache watches on the control objects; every metadata write
 # (create or delete a user) then waits for them to time out: 30 s by default, measured 29.8 s. A sandbox that
-# restarts RGW under test keeps that to a few seconds.
-osd client watch timeout = 5
+# restarts RGW under test keeps that to 10 s (at 5 s, with RGW's pings every 5 s, live watches timed out on a busy
+# machine: RGWWatcher::handle_error ENOTCONN in its log).
+osd client watch timeout = 10
 [client.rgw.a]
 rgw data = {d}/rgw.a
 rgw frontends = beast endpoint=127.0.0.1:{port}
 rgw thread pool size = 32
+# Ping its watches every second, well inside the 10 s watch timeout.
+objecter tick interval = 1
 rgw dns name = 127.0.0.1
 rgw sts key = {sts_key}
 rgw s3 auth use sts = true

@@ -1,7 +1,7 @@
-"""Finding and removing what tests leave on an RGW: temporary users and roles by customer scope (the customer id and
-``<scope>-...``, see ``names.customer_in_scope``), helper users and buckets by name prefix. The sweep keeps going
-past errors and returns the problems it met. ``grant_state`` tells a temporary principal without its policy (an
-orphan) from one that has it or is gone.
+"""What the storage sweeps and checks share: the temporary users and roles of a customer scope (the customer id and
+``<scope>-...``, see ``names.customer_in_scope``), whether one still carries its grant (``grant_state`` tells an
+orphan without its policy from one that has it or is gone), and deleting a bucket with everything in it. The sweep
+itself is ``suite_cleanup.remove_suite_leftovers``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from clusterproof.storage.admin import RgwAdminSession
 from clusterproof.storage.client import AWS_ERRORS, answer_of
 from clusterproof.storage.model import IssuerError
 from clusterproof.storage.names import customer_in_scope, decode_role_name, decode_uid, validate_scope
-from clusterproof.storage.rgw_user import RgwUserIssuer
-from clusterproof.storage.sts import StsIssuer
 
 GrantState = Literal["granted", "no-grant", "gone"]
 
@@ -96,45 +94,4 @@ def delete_bucket(s3: Any, bucket: str) -> list[str]:
     except AWS_ERRORS as e:
         if not answer_of(e).not_found:
             problems.append(f"{bucket}: {answer_of(e)}")
-    return problems
-
-
-def sweep(admin: RgwAdminSession, scope: str, bucket_prefix: str) -> list[str]:
-    """Delete the temporary users and roles whose customer is ``scope`` or ``scope-...``, the users whose uid
-    starts with ``scope + "-"`` (helpers such as the sts assumer), and the buckets whose name starts with
-    ``bucket_prefix`` together with their objects.
-
-    Returns:
-        The problems met (the sweep keeps going).
-    Raises:
-        ValueError: a scope that is not a valid customer id, or an empty bucket prefix (a typo must not wipe
-            the RGW).
-    """
-    validate_scope(scope)
-    if not bucket_prefix:
-        raise ValueError("sweep needs a non-empty bucket prefix")
-    problems: list[str] = []
-    for issuer in (RgwUserIssuer(admin.endpoint, *admin.keys, region=admin.region),
-                   StsIssuer(admin.endpoint, *admin.keys, region=admin.region)):
-        try:
-            issuer.purge(scope)
-        except IssuerError as e:
-            problems.append(f"{issuer.kind} purge: {e}")
-    try:
-        helpers = [uid for uid in admin.user_ids() if uid.startswith(scope + "-")]
-    except IssuerError as e:
-        helpers = []
-        problems.append(str(e))
-    for uid in helpers:
-        try:
-            admin.delete_user(uid)
-        except IssuerError as e:
-            problems.append(str(e))
-    try:
-        buckets = [b["Name"] for b in admin.s3.list_buckets().get("Buckets", [])]
-    except AWS_ERRORS as e:
-        return problems + [f"list buckets: {answer_of(e)}"]
-    for name in buckets:
-        if name.startswith(bucket_prefix):
-            problems.extend(delete_bucket(admin.s3, name))
     return problems

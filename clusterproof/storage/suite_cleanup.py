@@ -4,12 +4,15 @@ cleanup --cluster X``.
 The suite names what it makes after its tag ``cpt-<run hash>-<worker>`` (``fixtures/s3.py``): temporary users
 ``cptmp_cpt-..._<expiry>_<nonce>`` (with their keys), roles ``cptmp.cpt-....`` (with their policies), helper users
 ``cpt-<hash>-<worker>-<what>`` (the STS assumer) and buckets ``cp-<hash>-<worker>-<random>`` (with their objects).
-Those patterns are all this selects: a customer's own users and buckets never match them.
+Those patterns are all this selects: a customer's own users and buckets never match them. One tag alone (a run's
+worker, what the fixtures sweep before and after) selects the customers of its scope, the helper users
+``<tag>-...`` and the buckets ``cp-<tag without cpt->-...``; one run's sweep of worker g1 never reaches g10.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +21,7 @@ from clusterproof.storage.admin import RgwAdminSession
 from clusterproof.storage.cleanup import delete_bucket
 from clusterproof.storage.client import AWS_ERRORS, answer_of
 from clusterproof.storage.model import IssuerError
+from clusterproof.storage.names import validate_scope
 from clusterproof.storage.rgw_user import RgwUserIssuer
 from clusterproof.storage.sts import StsIssuer
 
@@ -43,30 +47,59 @@ class SuiteLeftovers:
                 f"{len(self.buckets)} bucket(s)")
 
 
-def remove_suite_leftovers(admin: RgwAdminSession, stale_before: datetime | None = None) -> SuiteLeftovers:
-    """Remove every temporary user (and key), role (and policy), helper user and bucket of the storage suite.
+def bucket_prefix(tag: str) -> str:
+    """The prefix of every bucket the suite makes under ``tag``: ``cpt-1a2b3c4d-g0`` -> ``cp-1a2b3c4d-g0-``."""
+    return "cp-" + tag.removeprefix("cpt-") + "-"
+
+
+@dataclass(frozen=True)
+class _Selection:
+    scope: str
+    helper: Callable[[str], bool]
+    bucket: Callable[[str], bool]
+
+
+def _selection(tag: str | None) -> _Selection:
+    if tag is None:
+        return _Selection(SUITE_SCOPE, lambda uid: bool(HELPER_USER_RE.match(uid)), lambda b: bool(BUCKET_RE.match(b)))
+    validate_scope(tag)  # never empty: a typo must not select the whole RGW
+    prefix = bucket_prefix(tag)
+    return _Selection(tag, lambda uid: uid.startswith(tag + "-"), lambda b: b.startswith(prefix))
+
+
+def remove_suite_leftovers(admin: RgwAdminSession, stale_before: datetime | None = None, *,
+                           tag: str | None = None) -> SuiteLeftovers:
+    """Remove every temporary user (and key), role (and policy), helper user and bucket of the storage suite, or
+    with ``tag`` of that tag alone (see the module's docstring), buckets that an RGW killed mid-create or
+    mid-delete left dangling included.
 
     With ``stale_before`` only what an earlier run left, so that runs going on at the same time keep theirs:
     temporary users and roles that expired at or before it, buckets created before it, and the helper users of
     a tag that has such a bucket and none newer. Keeps going past errors; what could not be removed is in
     ``problems``, one line each.
+
+    Raises:
+        ValueError: ``tag`` is not a valid customer scope, or given with ``stale_before`` (a tag is one live run).
     """
+    if tag is not None and stale_before is not None:
+        raise ValueError("remove_suite_leftovers: stale_before selects earlier runs, a tag one run; give one")
+    chosen = _selection(tag)
     out = SuiteLeftovers()
     for issuer, found in ((RgwUserIssuer(admin.endpoint, *admin.keys, region=admin.region), out.users),
                           (StsIssuer(admin.endpoint, *admin.keys, region=admin.region), out.roles)):
         try:
-            found.extend(issuer.purge(SUITE_SCOPE, expired_before=stale_before))
+            found.extend(issuer.purge(chosen.scope, expired_before=stale_before))
         except IssuerError as e:
             found.extend(getattr(e, "deleted", []))
             out.problems.append(f"{issuer.kind} purge: {e}")
     try:
-        listed = [b for b in admin.s3.list_buckets().get("Buckets", []) if BUCKET_RE.match(b["Name"])]
+        listed = [b for b in admin.s3.list_buckets().get("Buckets", []) if chosen.bucket(b["Name"])]
     except AWS_ERRORS as e:
         out.problems.append(f"list buckets: {answer_of(e)}")
         return out
     stale = [b["Name"] for b in listed if stale_before is None or _created_before(b, stale_before)]
     try:
-        helpers = [uid for uid in admin.user_ids() if HELPER_USER_RE.match(uid)]
+        helpers = [uid for uid in admin.user_ids() if chosen.helper(uid)]
     except IssuerError as e:
         helpers = []
         out.problems.append(f"list users: {e}")

@@ -17,7 +17,8 @@ from clusterproof.findings import Criterion
 from clusterproof.inventory import StorageSettings
 from clusterproof.storage import RgwAdminSession
 from clusterproof.storage.cleanup import temp_ids
-from fixtures.s3 import TAG_ENV, bucket_prefix
+from clusterproof.storage.suite_cleanup import bucket_prefix
+from fixtures.s3 import TAG_ENV
 
 pytestmark = pytest.mark.criterion(Criterion.STORAGE_CLEANUP)
 
