@@ -21,7 +21,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 test: venv system-deps lint
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=15
 
 unit: venv
 	$(PY) -m pytest tests -m "not needs_root and not needs_sandbox and not needs_rgw" -p no:cacheprovider
