@@ -86,7 +86,7 @@ def assert_one_verdict(sbx: Sandbox, res: subprocess.CompletedProcess[str], fail
 
 
 def test_healthy_sandbox_passes_every_suite_and_leaves_a_report(sandbox: Sandbox) -> None:
-    res = run_suites(sandbox, "suites", "-n", "2")
+    res = run_suites(sandbox, "suites", "-n", "4")
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
     out = res.stdout
     assert "stand-in: no NCCL" in out  # not tested with the reason, never faked
