@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clusterproof.storage.model import IssuerError
-from clusterproof.storage.rollback import roll_back
+from clusterproof.storage.rollback import roll_back, undone_on_failure
 
 
 class _Clock:
@@ -73,3 +73,49 @@ def test_the_error_returned_is_redacted() -> None:
 
     left = roll_back(undo, 0.0, lambda s: None, lambda: 0.0)
     assert left is not None and secret not in left and MASK in left
+
+
+def _outage() -> IssuerError:
+    return IssuerError("http://127.0.0.1:1: put user policy: ConnectionError refused")
+
+
+def test_a_failed_block_is_undone_and_its_own_error_raised() -> None:
+    undone: list[int] = []
+    with pytest.raises(IssuerError) as raised, undone_on_failure(lambda: undone.append(1), "u is left"):
+        raise _outage()
+    assert undone == [1] and "undoing failed" not in str(raised.value)
+
+
+def test_an_undo_that_fails_too_is_said_with_what_is_left() -> None:
+    def undo() -> None:
+        raise IssuerError("delete user u: refused again")
+
+    with pytest.raises(IssuerError) as raised, undone_on_failure(undo, "u is left until 2026-12-02", budget_s=0):
+        raise _outage()
+    text = str(raised.value)
+    assert "put user policy" in text and "refused again" in text and "u is left until 2026-12-02" in text, text
+
+
+def test_a_caller_mistake_keeps_its_type_after_the_undo() -> None:
+    undone: list[int] = []
+    with pytest.raises(ValueError, match="ttl"), undone_on_failure(lambda: undone.append(1), "u is left"):
+        raise ValueError("ttl_seconds 3: refused")
+    assert undone == [1]
+
+
+def test_an_interrupt_gets_one_undo_and_no_retries() -> None:
+    calls: list[int] = []
+
+    def undo() -> None:
+        calls.append(1)
+
+    with pytest.raises(KeyboardInterrupt), undone_on_failure(undo, "u is left"):
+        raise KeyboardInterrupt
+    assert calls == [1]
+
+
+def test_a_block_that_works_undoes_nothing() -> None:
+    undone: list[int] = []
+    with undone_on_failure(lambda: undone.append(1), "u is left"):
+        pass
+    assert undone == []

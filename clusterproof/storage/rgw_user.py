@@ -16,13 +16,12 @@ from typing import Any, Literal
 from clusterproof.storage import policy
 from clusterproof.storage.admin import RgwAdminSession
 from clusterproof.storage.model import (
-    IssuerError,
     Permission,
     TempCredential,
     checked_request,
 )
 from clusterproof.storage.names import TempName, decode_uid, new_name
-from clusterproof.storage.rollback import roll_back
+from clusterproof.storage.rollback import undone_on_failure
 from clusterproof.storage.sweep import NameSweeper
 
 GrantStyle = Literal["user-policy", "bucket-policy"]
@@ -80,22 +79,15 @@ class RgwUserIssuer(NameSweeper):
         name = new_name(customer, int(expires_at.timestamp()))
         uid = name.uid()
         doc = self.policy_document(bucket, prefix, permission, expires_at)
-        try:
-            # Inside the try: a create whose answer was lost (RGW restarting) may still have made the user.
+        left = (f"{uid} is left (its key never left this issuer) until the reaper removes it after "
+                f"{expires_at.isoformat()}")
+        with undone_on_failure(lambda: self._delete(uid, bucket), left):
+            # Inside: a create whose answer was lost (RGW restarting) may still have made the user.
             access_key, secret_key = self.admin.create_user(uid, _DISPLAY_PREFIX + bucket)
             if self.grant_style == "user-policy":
                 self.admin.put_user_policy(uid, USER_POLICY_NAME, doc)
             else:
                 self._add_bucket_grant(bucket, uid, doc)
-        except Exception as exc:
-            left = roll_back(lambda: self._delete(uid, bucket))
-            if left is None or not isinstance(exc, IssuerError):
-                raise
-            raise IssuerError(f"{exc}; undoing {uid} failed too ({left}): it is left (its key never left this "
-                              f"issuer) until the reaper removes it after {expires_at.isoformat()}") from None
-        except BaseException:
-            self._delete(uid, bucket)
-            raise
         return TempCredential(
             id=uid, access_key_id=access_key, secret_access_key=secret_key, session_token=None,
             expires_at=expires_at, customer=customer, bucket=bucket, prefix=prefix, permission=permission,

@@ -8,8 +8,9 @@ within a budget that keeps the answer inside a client's timeout (``HttpIssuer`` 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from clusterproof.redact import redact
 from clusterproof.storage.model import IssuerError
@@ -38,3 +39,23 @@ def roll_back(undo: Callable[[], object], budget_s: float = ROLLBACK_BUDGET_S,
                 return redact(str(e))
             sleep(pause)
             pause = min(pause * 2, 1.0)
+
+
+@contextlib.contextmanager
+def undone_on_failure(undo: Callable[[], object], what_is_left: str,
+                      budget_s: float = ROLLBACK_BUDGET_S) -> Iterator[None]:
+    """Run the block; when it fails, undo with :func:`roll_back` and re-raise.
+
+    An ``IssuerError`` whose undo failed too becomes one IssuerError that says so, with ``what_is_left`` (what
+    stays behind and until when). An interrupt (KeyboardInterrupt, SystemExit) gets one undo attempt, no retries.
+    """
+    try:
+        yield
+    except Exception as exc:
+        left = roll_back(undo, budget_s)
+        if left is None or not isinstance(exc, IssuerError):
+            raise
+        raise IssuerError(f"{exc}; undoing failed too ({left}): {what_is_left}") from None
+    except BaseException:
+        undo()
+        raise

@@ -33,7 +33,7 @@ from clusterproof.storage.model import (
     checked_request,
 )
 from clusterproof.storage.names import TempName, decode_role_name, new_name
-from clusterproof.storage.rollback import roll_back
+from clusterproof.storage.rollback import undone_on_failure
 from clusterproof.storage.sweep import NameSweeper
 
 ROLE_POLICY_NAME = "cp-prefix-grant"
@@ -109,18 +109,10 @@ class StsIssuer(NameSweeper):
                 f"prefix of {len(prefix)} characters: the STS session policy would be {len(session_text)} bytes, "
                 f"above RGW's {SESSION_POLICY_MAX_BYTES}-byte limit for session policies; use a shorter prefix"
             )
-        try:
+        left = f"role {role} is left (no session was handed out) until the reaper removes it after epoch {expires_epoch}"
+        # Also after a failed create: its answer may have been lost with the role made (RGW restarting).
+        with undone_on_failure(lambda: self.admin.delete_role(role), left):
             resp = self._create_and_assume(sts, role, trust, doc, session_text, customer, ttl_seconds)
-        except Exception as exc:
-            # Also after a failed create: its answer may have been lost with the role made (RGW restarting).
-            left = roll_back(lambda: self.admin.delete_role(role))
-            if left is None or not isinstance(exc, IssuerError):
-                raise
-            raise IssuerError(f"{exc}; undoing role {role} failed too ({left}): it is left (no session was handed "
-                              f"out) until the reaper removes it after expiry epoch {expires_epoch}") from None
-        except BaseException:
-            self.admin.delete_role(role)
-            raise
         creds = resp["Credentials"]
         for value in (creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]):
             REDACTOR.add(value)  # registered the moment they arrive, before anything could log them
