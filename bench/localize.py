@@ -135,10 +135,10 @@ def bench(n: int, args: argparse.Namespace) -> list[str]:
                       f"rounds {len(conc.rounds)} (goal <= {ROUNDS_GOAL})")
                 # On real nodes a round costs its slowest run alone: the sequential search ran each pair alone.
                 solo = {frozenset(g.nodes): g.measurement.seconds for r in seq.rounds for g in r.groups}
-                # a pair the concurrent round cut as hung (peers done) counts with the time it was cut at, not the
-                # sequential search's full timeout
+                # a pair the concurrent round cut (as hung or slow: its peers were done) counts with the time it was
+                # cut at, not with the sequential search's whole run or timeout
                 estimate = sum(max(min(solo.get(frozenset(g.nodes), pair), g.measurement.seconds)
-                                   if g.measurement.failure is FailureKind.HUNG else solo.get(frozenset(g.nodes), pair)
+                                   if (g.measurement.error or "").startswith("cut after") else solo.get(frozenset(g.nodes), pair)
                                    for g in r.groups) for r in conc.rounds)
                 print(f"real-node estimate (a round = its slowest pair run alone, timed in the sequential search; a cut pair "
                       f"at its cut time): "

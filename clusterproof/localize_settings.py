@@ -14,6 +14,7 @@ from typing import Any, Literal
 from clusterproof.fields import (
     ENV_NAME_RE,
     FieldReader,
+    as_bool,
     as_int,
     as_name,
     as_number,
@@ -39,6 +40,10 @@ class LocalizeSettings:
     #: ``hang_peer_floor_s``) is cut as hung instead of waiting for ``hang_timeout_s``; 0 turns it off
     hang_peer_factor: float = 3.0
     hang_peer_floor_s: float = 10.0
+    #: slow search against a bus-bandwidth limit: once the other runs of a round are done, a run still going after
+    #: the slowest of them plus the time its collectives take at the limit is cut as slow (it cannot reach the
+    #: limit; see clusterproof.network.peer_cut.SlowCut), with no number; false waits for every run to end
+    slow_peer_cut: bool = True
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ def _env(r: FieldReader, m: dict[str, Any], path: str) -> dict[str, str]:
 def read_localize(r: FieldReader, raw: Any) -> LocalizeSettings:
     p = "localize"
     m = r.mapping(raw, p, {"hang_timeout_s", "max_concurrent", "strategy", "relative_drop", "hang_peer_factor",
-                           "hang_peer_floor_s"})
+                           "hang_peer_floor_s", "slow_peer_cut"})
     factor = r.get(m, "hang_peer_factor", p, as_number(0.0), 3.0)
     if 0 < factor < 1:
         r.problem(f"{p}.hang_peer_factor", f"must be 0 (off) or at least 1, got {factor}")
@@ -125,6 +130,7 @@ def read_localize(r: FieldReader, raw: Any) -> LocalizeSettings:
         relative_drop=drop,
         hang_peer_factor=factor,
         hang_peer_floor_s=r.get(m, "hang_peer_floor_s", p, as_number(0.0), 10.0),
+        slow_peer_cut=r.get(m, "slow_peer_cut", p, as_bool, True),
     )
 
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from clusterproof.errors import ClusterproofError
 from clusterproof.inventory import parse_inventory
-from clusterproof.network.collective import file_lock, launcher_argv
+from clusterproof.network.collective import (
+    JOB_MARKER,
+    _kill_marked_command,
+    _not_itself,
+    file_lock,
+    launcher_argv,
+)
 
 
 def inventory(launcher: str, slots: tuple[int, int] = (8, 8)) -> object:
@@ -55,3 +66,46 @@ def test_file_lock_refuses_a_symlinked_lock_file(tmp_path) -> None:  # type: ign
     assert victim.read_text() == "keep me"
     with file_lock(locks, "y"):
         assert (locks / "y.lock").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_kill_command_finds_the_jobs_processes_by_marker_and_by_argument_and_nothing_else() -> None:
+    """Run for real on this machine: a process with the job's marker in its environment, one with the job id as
+    an argument (as mpirun and the orteds have it), and three decoys (another job's marker; the id inside a longer
+    argument; the grep of another scan of the same job, as a cut and the run's own cleanup can overlap). Signal 0
+    lists exactly the first two, TERM ends exactly them."""
+    job = "all_reduce-2n-a1b2c3"
+    sleep = ["sleep", "60"]
+    nap = [sys.executable, "-c", "import time; time.sleep(60)"]  # the arguments after it stay in its command line
+    procs = {
+        "marked": subprocess.Popen(sleep, env={**os.environ, JOB_MARKER: job}),
+        "argument": subprocess.Popen([*nap, "--mca", "clusterproof_job", job]),
+        "other job": subprocess.Popen(sleep, env={**os.environ, JOB_MARKER: job + "0"}),
+        "id inside an argument": subprocess.Popen([*nap, f"x{job}"]),
+        "a concurrent scan's grep": subprocess.Popen([*nap, "-lsxz", "-e", _not_itself(job), "/proc/1/cmdline"]),
+    }
+    try:
+        listed = subprocess.run(["bash", "-c", _kill_marked_command(job, "0")], capture_output=True, text=True, check=True)
+        assert sorted(map(int, listed.stdout.split())) == sorted([procs["marked"].pid, procs["argument"].pid]), listed.stdout
+        subprocess.run(["bash", "-c", _kill_marked_command(job, "TERM")], capture_output=True, text=True, check=True)
+        for name in ("marked", "argument"):
+            assert procs[name].wait(timeout=5) == -signal.SIGTERM, name
+        assert all(_alive(p.pid) for name, p in procs.items() if name not in ("marked", "argument"))
+    finally:
+        for p in procs.values():  # only the processes this test started, by pid
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+@pytest.mark.parametrize("bad", ["", "job id", "a;rm -rf", "x$y", "a]b"])
+def test_kill_command_refuses_a_job_id_it_cannot_match_safely(bad: str) -> None:
+    with pytest.raises(ValueError, match="job id"):
+        _kill_marked_command(bad, "0")

@@ -146,6 +146,7 @@ def test_slowed_node_is_named_with_numbers_never_zeros(sandbox: Sandbox) -> None
         print(faults.slow_link(sandbox.cluster, "node04", rate="64mbit", delay="1ms", rail=rail))
     try:
         res, run = run_suite(sandbox, "-k", "bad_node_localized")
+        after = leftovers(sandbox)
     finally:
         for rail in (0, 1):
             print(faults.clear_slow_link(sandbox.cluster, "node04", rail=rail))
@@ -153,6 +154,9 @@ def test_slowed_node_is_named_with_numbers_never_zeros(sandbox: Sandbox) -> None
     assert "all_reduce (slow): bad node(s): node04" in res.stdout, res.stdout[-4000:]
     assert "0.000" not in res.stdout
     assert exclude_list(run) == ["node04"]
+    # node04's pairs were cut once their peers were done (localize.slow_peer_cut, on by default): slow, no number
+    assert "slow: cut after " in res.stdout and "it cannot reach the limit" in res.stdout, res.stdout[-4000:]
+    assert after == {n.name: "" for n in sandbox.cluster.nodes}
 
 
 def test_slowed_second_rail_is_named_with_its_rail(sandbox: Sandbox) -> None:

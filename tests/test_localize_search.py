@@ -26,7 +26,8 @@ from clusterproof.network.localize import (
     rounds_needed,
 )
 from clusterproof.network.localize_findings import localization_findings
-from clusterproof.network.localize_runs import failure_kind, measurement, search_test
+from clusterproof.network.localize_runs import failure_kind, measurement, search_test, seconds_at_limit
+from clusterproof.network.localize_search import judge
 
 DATA = Path(__file__).parent / "data" / "nccl"
 NODES8 = [f"node{i:02d}" for i in range(1, 9)]
@@ -281,6 +282,80 @@ def test_measurement_of_real_runs_carries_errors_not_numbers() -> None:
     assert not down.ran and down.busbw_gbs is None and "node02" in str(down.error)
 
 
+def test_a_run_cut_as_slow_is_a_slow_measurement_without_a_number() -> None:
+    test = search_test(FailureKind.SLOW, SweepSpec(min_bytes=1 << 20, max_bytes=8 << 20), timeout_s=900, hang_timeout_s=20)
+    from dataclasses import replace
+
+    cut = replace(_result("12_v2.17.4_all_gather_timeout_srun-exit.txt", None, timed_out=True),
+                  cut="cut after 2.5 s: peers done (it cannot reach the limit)", cut_as="slow")
+    m = measurement(("node01", "node02"), cut, test)
+    assert m.failure is FailureKind.SLOW and m.busbw_gbs is None
+    assert m.error == "cut after 2.5 s: peers done (it cannot reach the limit); its processes were ended on every node"
+    v = judge(m, FailureKind.SLOW, 0.05)
+    assert v.bad and v.why.startswith("slow: cut after 2.5 s")
+
+
+def test_seconds_at_limit_is_the_time_nccl_tests_prints_at_that_busbw() -> None:
+    """The H100 capture's 8M row (16 ranks): 571.9 us at busbw 27.50 GB/s. At exactly that busbw one collective
+    takes that long, and a search run does 2 warm-ups x 5 + 2 placements x (20 timed + 1 check) = 52 of them."""
+    test = search_test(FailureKind.SLOW, SweepSpec(min_bytes=1 << 20, max_bytes=8 << 20, iters=20, warmup_iters=5, check=1),
+                       timeout_s=900, hang_timeout_s=20)
+    one = seconds_at_limit(test, "all_reduce", 16, 27.50) / 52
+    assert one == pytest.approx(571.9e-6, rel=0.01)
+    assert seconds_at_limit(test, "all_reduce", 16, 13.75) == pytest.approx(2 * 52 * one)  # half the limit, twice as long
+
+
+def test_slow_search_rounds_get_a_slow_cut_timed_for_their_largest_group() -> None:
+    from clusterproof.inventory import parse_inventory
+    from clusterproof.network.localize_driver import CollectiveRounds
+    from clusterproof.network.peer_cut import PeerCut, SlowCut
+    from tests.test_inventory import minimal
+
+    doc = minimal()
+    doc["nodes"] = [{"name": f"node0{i}", "host": f"10.0.0.{i}", "slots": 8 if i < 3 else 4} for i in range(1, 5)]
+    inv = parse_inventory(doc, "c.yaml")
+    test = search_test(FailureKind.SLOW, SweepSpec(min_bytes=8 << 20, max_bytes=8 << 20, iters=20, warmup_iters=5, check=1),
+                       timeout_s=900, hang_timeout_s=20)
+    rounds = CollectiveRounds(None, inv, "all_reduce", test, slow_limit_gbs=27.5)  # type: ignore[arg-type]
+    cut = rounds.cut_for([("node01", "node02"), ("node03", "node04")])
+    assert isinstance(cut, SlowCut) and cut.limit_gbs == 27.5
+    assert cut.at_limit_s == pytest.approx(seconds_at_limit(test, "all_reduce", 16, 27.5))  # 8 + 8 ranks, not 4 + 4
+    hang = PeerCut(3.0, 1.0)
+    assert CollectiveRounds(None, inv, "all_reduce", test, peer_cut=hang).cut_for([("node01", "node02")]) is hang  # type: ignore[arg-type]
+
+
 def test_wrong_search_turns_validation_on() -> None:
     test = search_test(FailureKind.WRONG, SweepSpec(min_bytes=1 << 20, max_bytes=8 << 20, check=0), timeout_s=900, hang_timeout_s=20)
     assert test.sweep.check == 1 and test.timeout_s == 900
+
+
+class _RecordingRunner:
+    """Stands where CollectiveRunner does, at the search's interface: records each round's cut rule, and
+    answers every request with the error of a run that could not start (nothing is launched)."""
+
+    def __init__(self) -> None:
+        self.cuts: list[object] = []
+
+    def run_many(self, requests: Sequence[object], peer_cut: object = None) -> list[object]:
+        from clusterproof.errors import ClusterproofError
+
+        self.cuts.append(peer_cut)
+        return [ClusterproofError("not launched: recording runner") for _ in requests]
+
+
+@pytest.mark.parametrize("setting, thresholds, expect_cut", [
+    (True, {"all_reduce": {"*": {"1M": 0.05}}}, True),
+    (False, {"all_reduce": {"*": {"1M": 0.05}}}, False),  # localize.slow_peer_cut: false
+    (True, {}, False),  # no 2-node threshold: the limit is the median of round 1, unknown when it starts
+])
+def test_slow_search_cuts_only_against_a_known_limit_and_when_asked(setting: bool, thresholds: dict, expect_cut: bool) -> None:
+    from clusterproof.inventory import parse_inventory
+    from clusterproof.network.localize_driver import search
+    from clusterproof.network.peer_cut import SlowCut
+    from tests.test_inventory import minimal
+
+    doc = minimal(localize={"slow_peer_cut": setting}, thresholds=thresholds,
+                  nccl_tests={"sweep": {"min_bytes": "1M", "max_bytes": "1M"}})
+    runner = _RecordingRunner()
+    search(runner, parse_inventory(doc, "c.yaml"), "all_reduce", FailureKind.SLOW)  # type: ignore[arg-type]
+    assert runner.cuts and all(isinstance(c, SlowCut) is expect_cut for c in runner.cuts)

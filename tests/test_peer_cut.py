@@ -1,12 +1,13 @@
 """clusterproof.network.peer_cut: a hung run of a round is cut once half its peers finished cleanly and it has run
-``factor`` times the slowest of them (never before the floor); a round of one run keeps its timeout."""
+``factor`` times the slowest of them (never before the floor); a slow run once every peer is done and it has run
+the slowest clean one plus the time its collectives take at the limit; a round of one run keeps its timeout."""
 
 from __future__ import annotations
 
 import pytest
 
 from clusterproof.inventory import parse_inventory
-from clusterproof.network.peer_cut import PeerCut, PeerWatch
+from clusterproof.network.peer_cut import PeerCut, PeerWatch, SlowCut
 from tests.test_inventory import minimal, problems_of
 
 
@@ -82,3 +83,43 @@ def test_inventory_reads_the_peer_cut_and_refuses_a_factor_below_one() -> None:
     assert (inv.localize.hang_peer_factor, inv.localize.hang_peer_floor_s) == (4, 2)
     assert parse_inventory(minimal(), "c.yaml").localize.hang_peer_factor == 3.0
     assert any("localize.hang_peer_factor" in p for p in problems_of(minimal(localize={"hang_peer_factor": 0.5})))
+
+
+def test_a_slow_run_is_cut_once_every_peer_is_done_and_it_cannot_reach_the_limit() -> None:
+    clock = Clock()
+    w = PeerWatch(4, SlowCut(at_limit_s=0.3, limit_gbs=0.05), clock)
+    for i in range(4):
+        w.started(i)
+    clock.t = 0.5
+    w.finished(0, clean=True), w.finished(1, clean=True)
+    clock.t = 5.0
+    assert w.limit_s() is None and w.due() == []  # half the round is not enough: a peer is still going
+    w.finished(2, clean=False)  # a crashed peer counts as done, not as a clean time
+    assert w.limit_s() == pytest.approx(0.8)  # the slowest clean peer (0.5 s) + the collectives at the limit
+    assert w.due() == [3] and w.due() == []
+    assert w.reason(3) == ("cut after 5.0 s: 2 of its 3 peer(s) had finished cleanly, the slowest in 0.5 s (limit that "
+                           "+ 0.30 s, what its timed collectives take at 0.05 GB/s: it cannot reach the limit)")
+    assert w.cut.kind == "slow" and PeerCut().kind == "hung"
+
+
+def test_a_slow_cut_waits_for_a_clean_peer_and_never_cuts_a_round_of_one() -> None:
+    clock = Clock()
+    w = PeerWatch(2, SlowCut(0.3, 0.05), clock)
+    w.started(0), w.started(1)
+    clock.t = 9.0
+    w.finished(0, clean=False)
+    assert w.limit_s() is None and w.due() == []  # the only peer crashed: nothing to compare with
+    alone = PeerWatch(1, SlowCut(0.3, 0.05), clock)
+    alone.started(0)
+    clock.t = 1000.0
+    assert alone.due() == []
+    with pytest.raises(ValueError, match="SlowCut"):
+        SlowCut(0.0, 0.05)
+    with pytest.raises(ValueError, match="SlowCut"):
+        SlowCut(0.3, -1.0)
+
+
+def test_inventory_reads_the_slow_peer_cut() -> None:
+    assert parse_inventory(minimal(), "c.yaml").localize.slow_peer_cut is True
+    assert parse_inventory(minimal(localize={"slow_peer_cut": False}), "c.yaml").localize.slow_peer_cut is False
+    assert any("localize.slow_peer_cut" in p for p in problems_of(minimal(localize={"slow_peer_cut": "no"})))

@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import shlex
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ from clusterproof.findings import Criterion, Evidence, Finding, Subject, failed,
 from clusterproof.inventory import Inventory, Node, SweepSpec
 from clusterproof.network import nccl, nccl_debug, srun_job
 from clusterproof.network.launch import HostSlot, Mpirun, NcclTestsCommand, Srun, render
-from clusterproof.network.peer_cut import PeerCut, PeerWatch
+from clusterproof.network.peer_cut import PeerCut, PeerWatch, SlowCut
 from clusterproof.nodes.ssh import SshPool
 from clusterproof.nodes.ssh_exec import CommandResult
 from clusterproof.redact import redact
@@ -63,7 +64,8 @@ class CollectiveResult:
     cleanup_errors: list[str] = field(default_factory=list)
     hosts: dict[str, str] = field(default_factory=dict)  # node name -> the address the launcher was given
     not_launched: str | None = None  # why nothing was launched (a node of the set already known to be down)
-    cut: str | None = None  # why a search run was ended early as hung (its peers were long done), with the times
+    cut: str | None = None  # why a search run was ended early (its peers were long done), with the times
+    cut_as: str | None = None  # what the cut took it for: "hung" or "slow" (see peer_cut)
 
     @classmethod
     def skipped_launch(cls, collective: str, nodes: list[str], why: str) -> CollectiveResult:
@@ -139,15 +141,26 @@ def launcher_argv(inv: Inventory, collective: str, nodes: Sequence[Node], env: M
     return Mpirun(hosts=[HostSlot(n.host, n.slots) for n in nodes], env=env, mca=mca, mpirun=settings.mpirun).argv(cmd)
 
 
+def _not_itself(job_id: str) -> str:
+    """A grep pattern that matches exactly ``job_id`` but not itself: the grep of another scan of the same job (a
+    peer cut and the run's own cleanup can overlap) has the pattern in its command line, and a literal job id there
+    would be taken for one of the job's processes."""
+    if not job_id or not all(c.isalnum() or c in "_-." for c in job_id):
+        raise ValueError(f"job id {job_id!r}: only letters, digits, '_', '-' and '.' can be matched safely")
+    return "".join(f"[{c}]" if i == 0 or c == "." else c for i, c in enumerate(job_id))
+
+
 def _kill_marked_command(job_id: str, signal: str) -> str:
     """A shell command that sends ``signal`` to every process whose environment carries this job's marker, or whose
-    command line has the job id as one argument (mpirun and the orteds, via ``--mca clusterproof_job``)."""
+    command line has the job id as one argument (mpirun and the orteds, via ``--mca clusterproof_job``), and prints
+    their pids. Two grep processes read every /proc entry (a loop of two greps per process cost 0.44 s of CPU for 83
+    processes on a sandbox node; a GPU node runs hundreds)."""
     marker = shlex.quote(f"{JOB_MARKER}={job_id}")
-    job = shlex.quote(job_id)
+    pattern = shlex.quote(_not_itself(job_id))
     return (
-        f"for p in /proc/[0-9]*; do "
-        f"if grep -qsxz {marker} \"$p/environ\" 2>/dev/null || grep -qsxzF {job} \"$p/cmdline\" 2>/dev/null; "
-        f"then kill -{signal} \"${{p#/proc/}}\" 2>/dev/null && echo \"${{p#/proc/}}\"; fi; "
+        f"for p in $({{ grep -lsxzF -e {marker} /proc/[0-9]*/environ; grep -lsxz -e {pattern} /proc/[0-9]*/cmdline; }} "
+        f"| sed 's|^/proc/||; s|/.*||' | sort -un); do "
+        f"kill -{signal} \"$p\" 2>/dev/null && echo \"$p\"; "
         f"done; true"
     )
 
@@ -205,14 +218,16 @@ class CollectiveRunner:
             seconds = time.monotonic() - started
         return self._collect(job, result, seconds, errors)
 
-    def run_many(self, requests: Sequence[RunRequest], peer_cut: PeerCut | None = None) -> list[CollectiveResult | ClusterproofError]:
+    def run_many(self, requests: Sequence[RunRequest],
+                 peer_cut: PeerCut | SlowCut | None = None) -> list[CollectiveResult | ClusterproofError]:
         """Run several collectives on disjoint node sets at the same time: one round of the bad-node search.
 
         The fabric lock is held once for the whole round (the runs are meant to share the fabric with each
         other, never with another test). Returns one item per request, in order: its result, or the error that
         kept it from starting. A run that times out has its processes ended on every node of its set, as in
         :meth:`run`. With ``peer_cut``, a run still going long after its peers finished cleanly is ended then
-        and reported as timed out, with the reason in its ``cut`` (:mod:`clusterproof.network.peer_cut`).
+        and reported as timed out, with the reason in its ``cut`` and the rule's verdict ("hung" or "slow") in
+        ``cut_as`` (:mod:`clusterproof.network.peer_cut`).
         """
         seen: set[str] = set()
         for req in requests:
@@ -224,6 +239,7 @@ class CollectiveRunner:
         jobs = [self._prepare(r.collective, r.nodes, r.extra_env, r.sweep, r.extra_mca) for r in requests]
 
         watch = PeerWatch(len(jobs), peer_cut) if peer_cut is not None else None
+        ended = threading.Event()  # set by the last run to finish: the watcher stops at once, not at its next poll
 
         def one(item: tuple[int, _Job, RunRequest]) -> CollectiveResult | ClusterproofError:
             i, job, req = item
@@ -239,9 +255,11 @@ class CollectiveRunner:
             finally:  # always, so that the watcher ends with the round
                 if watch is not None:
                     watch.finished(i, clean=clean)
+                    if watch.all_done:
+                        ended.set()
             res = self._collect(job, result, time.monotonic() - started, errors)
             why = watch.reason(i) if watch is not None else None
-            return replace(res, rc=None, timed_out=True, cut=why) if why else res
+            return replace(res, rc=None, timed_out=True, cut=why, cut_as=peer_cut.kind) if why and peer_cut else res
 
         def cut_due() -> None:
             assert watch is not None
@@ -249,7 +267,7 @@ class CollectiveRunner:
                 for i in watch.due():
                     log.info("%s: %s", jobs[i].job_id, watch.reason(i))
                     self._kill_job(jobs[i].job_id, jobs[i].nodes)
-                time.sleep(0.1)
+                ended.wait(0.1)
 
         if not jobs:
             return []
@@ -354,7 +372,8 @@ class CollectiveRunner:
 
     def _kill_job(self, job_id: str, nodes: Sequence[str], grace_s: float = 2.0) -> list[str]:
         """End this job's processes on every node: TERM first (mpirun tears its daemons down), then KILL whatever
-        is still there after ``grace_s`` (checked every 0.2 s, so a job that ends at once costs no wait)."""
+        is still there after ``grace_s`` (checked every ``_KILL_POLL_S``: a cut search run ended 0.05 s after its
+        TERM, and a 0.2 s poll kept its whole round waiting for the rest)."""
         errors: list[str] = []
 
         def send(signal: str, targets: Sequence[str]) -> list[str]:
@@ -372,7 +391,7 @@ class CollectiveRunner:
         alive = send("TERM", nodes)
         deadline = time.monotonic() + grace_s
         while alive and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(_KILL_POLL_S)
             alive = send("0", alive)  # signal 0: only lists the processes still there
         if alive:
             send("KILL", alive)
@@ -413,6 +432,8 @@ class CollectiveRunner:
         return files
 
 
+#: How often :meth:`CollectiveRunner._kill_job` looks whether a signalled job is gone (one ssh command per node).
+_KILL_POLL_S = 0.05
 #: What the removal prints when the scratch directory is still there afterwards.
 _LEFT = "::clusterproof-left-behind"
 

@@ -14,23 +14,32 @@ from clusterproof.errors import ClusterproofError
 from clusterproof.inventory import Inventory, Node
 from clusterproof.network.collective import CollectiveResult, CollectiveRunner, RunRequest
 from clusterproof.network.localize_model import FailureKind, Localization, Measurement
-from clusterproof.network.localize_runs import SearchTest, failure_kind, measurement, search_test
+from clusterproof.network.localize_runs import (
+    SearchTest,
+    failure_kind,
+    measurement,
+    search_test,
+    seconds_at_limit,
+)
 from clusterproof.network.localize_search import Group, localize
-from clusterproof.network.peer_cut import PeerCut
+from clusterproof.network.peer_cut import PeerCut, SlowCut
 
 
 class CollectiveRounds:
     """``run_round`` for the search: every group of a round launched at the same time (one fabric lock hold).
 
-    ``on_result`` sees every CollectiveResult (the fixtures record their rows in the results table).
+    ``on_result`` sees every CollectiveResult (the fixtures record their rows in the results table). With
+    ``slow_limit_gbs`` (a slow search against a known limit) a run of a round that can no longer reach the limit
+    is cut once its peers are done (:class:`SlowCut`); otherwise ``peer_cut`` applies (a hang search).
     """
 
     def __init__(self, runner: CollectiveRunner, inventory: Inventory, collective: str, test: SearchTest,
                  env: Mapping[str, str] | None = None,
                  on_result: Callable[[CollectiveResult], None] | None = None, ranks_per_node: int | None = None,
-                 peer_cut: PeerCut | None = None) -> None:
+                 peer_cut: PeerCut | None = None, slow_limit_gbs: float | None = None) -> None:
         self.runner = runner
         self.peer_cut = peer_cut
+        self.slow_limit_gbs = slow_limit_gbs
         self.ranks_per_node = ranks_per_node
         self.inventory = inventory
         self.collective = collective
@@ -42,10 +51,18 @@ class CollectiveRounds:
         node = self.inventory.node(name)
         return replace(node, slots=self.ranks_per_node) if self.ranks_per_node else node
 
+    def cut_for(self, groups: Sequence[Group]) -> PeerCut | SlowCut | None:
+        """The cut rule of a round of ``groups``: a slow cut timed for its largest group, or ``peer_cut``."""
+        if self.slow_limit_gbs is None or not groups:
+            return self.peer_cut
+        ranks = max(sum(self._node(n).slots for n in g) * self.test.sweep.gpus_per_rank for g in groups)
+        at_limit = seconds_at_limit(self.test, self.collective, ranks, self.slow_limit_gbs)
+        return SlowCut(at_limit, self.slow_limit_gbs)
+
     def __call__(self, groups: Sequence[Group]) -> list[Measurement]:
         requests = [RunRequest(self.collective, tuple(self._node(n) for n in g), extra_env=self.env,
                                timeout_s=self.test.timeout_s, sweep=self.test.sweep, extra_mca=self.test.mca) for g in groups]
-        outcomes: list[CollectiveResult | ClusterproofError] = self.runner.run_many(requests, peer_cut=self.peer_cut)
+        outcomes: list[CollectiveResult | ClusterproofError] = self.runner.run_many(requests, peer_cut=self.cut_for(groups))
         out = []
         for group, outcome in zip(groups, outcomes, strict=True):
             if self.on_result is not None and isinstance(outcome, CollectiveResult):
@@ -71,11 +88,12 @@ def search(runner: CollectiveRunner, inventory: Inventory, collective: str, kind
                        hang_timeout_s=settings.hang_timeout_s, mca=mca)
     peer_cut = (PeerCut(settings.hang_peer_factor, settings.hang_peer_floor_s)
                 if kind is FailureKind.HUNG and settings.hang_peer_factor > 0 else None)
-    rounds = CollectiveRounds(runner, inventory, collective, test, env=env, on_result=on_result,
-                              ranks_per_node=ranks_per_node, peer_cut=peer_cut)
-    names = list(nodes) if nodes is not None else [n.name for n in inventory.nodes]
     if kind is FailureKind.SLOW and limit is None:
         limit = pair_limit(inventory, collective, test)
+    slow_cut = kind is FailureKind.SLOW and limit is not None and limit > 0 and settings.slow_peer_cut
+    rounds = CollectiveRounds(runner, inventory, collective, test, env=env, on_result=on_result,
+                              ranks_per_node=ranks_per_node, peer_cut=peer_cut, slow_limit_gbs=limit if slow_cut else None)
+    names = list(nodes) if nodes is not None else [n.name for n in inventory.nodes]
     return localize(names, kind, rounds, limit=limit, relative_drop=settings.relative_drop,
                     strategy=strategy or settings.strategy,
                     max_concurrent=max_concurrent if max_concurrent is not None else settings.max_concurrent,

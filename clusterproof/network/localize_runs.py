@@ -21,6 +21,7 @@ from clusterproof.inventory import SweepSpec
 from clusterproof.network.collective import CollectiveResult
 from clusterproof.network.localize_model import FailureKind, Measurement
 from clusterproof.network.nccl import NcclRun
+from clusterproof.network.nccl_model import busbw_factor
 from clusterproof.thresholds import Thresholds
 from clusterproof.units import human_size
 
@@ -44,6 +45,16 @@ class SearchTest:
     def describe(self) -> str:
         check = f", -c {self.sweep.check}" if self.sweep.check else ""
         return f"{self.kind} search: {human_size(self.size_bytes)} only{check}, timeout {self.timeout_s:g} s per run"
+
+
+def seconds_at_limit(test: SearchTest, collective: str, n_ranks: int, limit_gbs: float) -> float:
+    """How long the collectives of one search run take at exactly ``limit_gbs`` of bus bandwidth: an upper bound,
+    counting two warm-up phases (nccl-tests warms up at the largest and the smallest size, here the same), and per
+    placement (out-of-place, in-place) the timed iterations and the validation runs. A collective at busbw B on
+    S bytes takes ``S * factor(n) / B`` (nccl-tests: busbw = algbw * factor, algbw = S / time)."""
+    sweep = test.sweep
+    collectives = 2 * sweep.warmup_iters + 2 * (sweep.iters + sweep.check)
+    return collectives * test.size_bytes * busbw_factor(collective, n_ranks) / (limit_gbs * 1e9)
 
 
 def fatal_errors(run: NcclRun) -> list[str]:
@@ -106,6 +117,9 @@ def measurement(nodes: Sequence[str], outcome: CollectiveResult | ClusterproofEr
     res = outcome
     log = f"logs/{res.log_path.name}"
     base = {"seconds": res.seconds, "log": log}
+    if res.timed_out and res.cut_as == FailureKind.SLOW:
+        return Measurement(names, failure=FailureKind.SLOW, error=f"{res.cut}; its processes were ended on every node",
+                           lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
     if res.timed_out:
         why = res.cut or f"timed out after {test.timeout_s:g} s"
         return Measurement(names, failure=FailureKind.HUNG, error=f"{why}; its processes were ended on every node",
