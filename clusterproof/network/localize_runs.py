@@ -5,7 +5,9 @@ Pure: these read a :class:`CollectiveResult` and settings; nothing here launches
 
 The test follows the failure: a slow run is searched at the sweep's largest size against the 2-node threshold;
 a hang with the inventory's short ``localize.hang_timeout_s`` (a hung pair costs that, not ``timeout_s``); a crash
-with the same short timeout; wrong results with validation on (``-c 1`` at least).
+with the same short timeout; wrong results with validation on (``-c 1`` at least). :func:`seconds_at_limit` is how
+long a slow search's run takes at exactly its limit, the bound behind cutting a pair that cannot reach it
+(:class:`clusterproof.network.peer_cut.SlowCut`).
 """
 
 from __future__ import annotations
