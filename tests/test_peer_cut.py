@@ -123,3 +123,56 @@ def test_inventory_reads_the_slow_peer_cut() -> None:
     assert parse_inventory(minimal(), "c.yaml").localize.slow_peer_cut is True
     assert parse_inventory(minimal(localize={"slow_peer_cut": False}), "c.yaml").localize.slow_peer_cut is False
     assert any("localize.slow_peer_cut" in p for p in problems_of(minimal(localize={"slow_peer_cut": "no"})))
+
+
+def test_the_watch_measures_each_run_from_its_own_start_on_any_clock() -> None:
+    """A clock far from zero (time.monotonic is): times are differences, the cut is strictly past the limit."""
+    clock = Clock()
+    clock.t = 100.0
+    w = PeerWatch(2, PeerCut(factor=2.0, floor_s=0.0), clock)
+    w.started(0), w.started(1)
+    clock.t = 100.5
+    w.finished(0, clean=True)
+    assert w.limit_s() == 1.0  # 2 x 0.5 s, not 2 x 200.5
+    clock.t = 101.0
+    assert w.due() == []  # exactly at the limit: not yet
+    clock.t = 101.25
+    assert w.due() == [1]
+    assert w.reason(1) == ("cut after 1.2 s: 1 of its 1 peer(s) had finished cleanly, the slowest in 0.5 s "
+                           "(limit 2x that, at least 0 s)")
+
+
+def test_half_the_round_means_half_rounded_up() -> None:
+    clock = Clock()
+    w = PeerWatch(6, PeerCut(factor=3.0, floor_s=0.0), clock)
+    for i in range(6):
+        w.started(i)
+    clock.t = 1.0
+    w.finished(0, clean=True), w.finished(1, clean=True)
+    assert w.limit_s() is None  # 2 of 6
+    w.finished(2, clean=True)
+    assert w.limit_s() == 3.0  # 3 of 6
+
+
+def test_one_clean_peer_is_enough_for_a_slow_cut_and_a_round_of_one_never_has_a_limit() -> None:
+    clock = Clock()
+    w = PeerWatch(2, SlowCut(0.25, 0.05), clock)
+    w.started(0), w.started(1)
+    clock.t = 0.5
+    w.finished(0, clean=True)
+    assert w.limit_s() == 0.75
+    alone = PeerWatch(1, PeerCut(factor=1.0, floor_s=0.0), clock)
+    alone.started(0)
+    clock.t = 1.0
+    alone.finished(0, clean=True)
+    assert alone.limit_s() is None  # its own time is no peer's
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.5])
+def test_a_factor_of_one_or_more_is_accepted(factor: float) -> None:
+    assert PeerCut(factor, 0.0).factor == factor
+
+
+def test_a_slow_cut_needs_a_positive_limit() -> None:
+    with pytest.raises(ValueError, match="SlowCut"):
+        SlowCut(0.3, 0.0)

@@ -44,10 +44,6 @@ class SearchTest:
     env: Mapping[str, str] = field(default_factory=dict)
     mca: Mapping[str, str] = field(default_factory=dict)
 
-    def describe(self) -> str:
-        check = f", -c {self.sweep.check}" if self.sweep.check else ""
-        return f"{self.kind} search: {human_size(self.size_bytes)} only{check}, timeout {self.timeout_s:g} s per run"
-
 
 def seconds_at_limit(test: SearchTest, collective: str, n_ranks: int, limit_gbs: float) -> float:
     """How long the collectives of one search run take at exactly ``limit_gbs`` of bus bandwidth: an upper bound,
@@ -138,7 +134,14 @@ def measurement(nodes: Sequence[str], outcome: CollectiveResult | ClusterproofEr
                            lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
     fatal = fatal_errors(run)
     if res.rc != 0 or fatal or not run.complete or not len(run.results):
-        why = fatal[0] if fatal else ("the log ends before the nccl-tests footer" if not run.complete else "no result row")
+        if fatal:
+            why = fatal[0]
+        elif not run.complete:
+            why = "the log ends before the nccl-tests footer"
+        elif not len(run.results):
+            why = "no result row"
+        else:  # a launcher that failed after a whole, clean nccl-tests output (was called "no result row")
+            why = "the launcher failed after complete output"
         return Measurement(names, failure=FailureKind.CRASHED, error=f"exit code {res.rc}: {why}", lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
     rows = run.results[run.results["size_bytes"] == run.results["size_bytes"].max()]  # the searched size
     return Measurement(names, busbw_gbs=float(rows["busbw_gbs"].min()), **base)  # type: ignore[arg-type]
