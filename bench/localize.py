@@ -138,7 +138,7 @@ def bench(n: int, args: argparse.Namespace) -> list[str]:
                 # a pair the concurrent round cut (as hung or slow: its peers were done) counts with the time it was
                 # cut at, not with the sequential search's whole run or timeout
                 estimate = sum(max(min(solo.get(frozenset(g.nodes), pair), g.measurement.seconds)
-                                   if (g.measurement.error or "").startswith("cut after") else solo.get(frozenset(g.nodes), pair)
+                                   if g.measurement.failure in (FailureKind.HUNG, FailureKind.SLOW) else solo.get(frozenset(g.nodes), pair)
                                    for g in r.groups) for r in conc.rounds)
                 print(f"real-node estimate (a round = its slowest pair run alone, timed in the sequential search; a cut pair "
                       f"at its cut time): "

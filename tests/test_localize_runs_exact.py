@@ -123,7 +123,7 @@ LOG = "# clusterproof job j on node01,node02\n\nline a\n\nline b\nline c\n\nline
                                         timed_out=True, seconds=2.5, log_path=Path("/r/logs/j.log"), log_text=LOG, run=None)),
     (FailureKind.SLOW, CollectiveResult(job_id="j", collective="all_reduce", nodes=list(PAIR), command="m", rc=None,
                                         timed_out=True, seconds=2.5, log_path=Path("/r/logs/j.log"), log_text=LOG, run=None,
-                                        cut="cut after 2.5 s", cut_as="slow")),
+                                        cut="cut after 2.5 s", cut_as=FailureKind.SLOW)),
 ])
 def test_a_run_ended_early_quotes_the_last_four_lines_of_its_log(kind: FailureKind, res: CollectiveResult) -> None:
     m = measurement(PAIR, res, SLOW_TEST)

@@ -287,7 +287,7 @@ def test_a_run_cut_as_slow_is_a_slow_measurement_without_a_number() -> None:
     from dataclasses import replace
 
     cut = replace(_result("12_v2.17.4_all_gather_timeout_srun-exit.txt", None, timed_out=True),
-                  cut="cut after 2.5 s: peers done (it cannot reach the limit)", cut_as="slow")
+                  cut="cut after 2.5 s: peers done (it cannot reach the limit)", cut_as=FailureKind.SLOW)
     m = measurement(("node01", "node02"), cut, test)
     assert m.failure is FailureKind.SLOW and m.busbw_gbs is None
     assert m.error == "cut after 2.5 s: peers done (it cannot reach the limit); its processes were ended on every node"

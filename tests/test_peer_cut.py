@@ -19,11 +19,17 @@ class Clock:
         return self.t
 
 
+def started_watch(n: int, cut: PeerCut | SlowCut, clock: Clock) -> PeerWatch:
+    """A watch of ``n`` runs, all started at ``clock``'s time."""
+    w = PeerWatch(n, cut, clock)
+    for i in range(n):
+        w.started(i)
+    return w
+
+
 def test_a_run_is_cut_after_factor_times_its_slowest_clean_peer() -> None:
     clock = Clock()
-    w = PeerWatch(4, PeerCut(factor=3.0, floor_s=1.0), clock)
-    for i in range(4):
-        w.started(i)
+    w = started_watch(4, PeerCut(factor=3.0, floor_s=1.0), clock)
     clock.t = 0.5
     w.finished(0, clean=True)
     assert w.limit_s() is None and w.due() == []  # 1 of 4: too few peers
@@ -44,8 +50,7 @@ def test_a_run_is_cut_after_factor_times_its_slowest_clean_peer() -> None:
 
 def test_the_floor_holds_and_one_run_has_no_peers() -> None:
     clock = Clock()
-    w = PeerWatch(2, PeerCut(factor=3.0, floor_s=10.0), clock)
-    w.started(0), w.started(1)
+    w = started_watch(2, PeerCut(factor=3.0, floor_s=10.0), clock)
     clock.t = 0.4
     w.finished(0, clean=True)
     assert w.limit_s() == 10.0
@@ -53,17 +58,14 @@ def test_the_floor_holds_and_one_run_has_no_peers() -> None:
     assert w.due() == []
     clock.t = 10.1
     assert w.due() == [1]
-    alone = PeerWatch(1, PeerCut(), clock)
-    alone.started(0)
+    alone = started_watch(1, PeerCut(), clock)
     clock.t = 1000.0
     assert alone.limit_s() is None and alone.due() == []
 
 
 def test_a_cut_run_that_ends_later_is_no_clean_peer() -> None:
     clock = Clock()
-    w = PeerWatch(3, PeerCut(factor=2.0, floor_s=0.0), clock)
-    for i in range(3):
-        w.started(i)
+    w = started_watch(3, PeerCut(factor=2.0, floor_s=0.0), clock)
     clock.t = 1.0
     w.finished(0, clean=True), w.finished(1, clean=True)
     clock.t = 2.1
@@ -87,9 +89,7 @@ def test_inventory_reads_the_peer_cut_and_refuses_a_factor_below_one() -> None:
 
 def test_a_slow_run_is_cut_once_every_peer_is_done_and_it_cannot_reach_the_limit() -> None:
     clock = Clock()
-    w = PeerWatch(4, SlowCut(at_limit_s=0.3, limit_gbs=0.05), clock)
-    for i in range(4):
-        w.started(i)
+    w = started_watch(4, SlowCut(at_limit_s=0.3, limit_gbs=0.05), clock)
     clock.t = 0.5
     w.finished(0, clean=True), w.finished(1, clean=True)
     clock.t = 5.0
@@ -104,13 +104,11 @@ def test_a_slow_run_is_cut_once_every_peer_is_done_and_it_cannot_reach_the_limit
 
 def test_a_slow_cut_waits_for_a_clean_peer_and_never_cuts_a_round_of_one() -> None:
     clock = Clock()
-    w = PeerWatch(2, SlowCut(0.3, 0.05), clock)
-    w.started(0), w.started(1)
+    w = started_watch(2, SlowCut(0.3, 0.05), clock)
     clock.t = 9.0
     w.finished(0, clean=False)
     assert w.limit_s() is None and w.due() == []  # the only peer crashed: nothing to compare with
-    alone = PeerWatch(1, SlowCut(0.3, 0.05), clock)
-    alone.started(0)
+    alone = started_watch(1, SlowCut(0.3, 0.05), clock)
     clock.t = 1000.0
     assert alone.due() == []
     with pytest.raises(ValueError, match="SlowCut"):
@@ -129,8 +127,7 @@ def test_the_watch_measures_each_run_from_its_own_start_on_any_clock() -> None:
     """A clock far from zero (time.monotonic is): times are differences, the cut is strictly past the limit."""
     clock = Clock()
     clock.t = 100.0
-    w = PeerWatch(2, PeerCut(factor=2.0, floor_s=0.0), clock)
-    w.started(0), w.started(1)
+    w = started_watch(2, PeerCut(factor=2.0, floor_s=0.0), clock)
     clock.t = 100.5
     w.finished(0, clean=True)
     assert w.limit_s() == 1.0  # 2 x 0.5 s, not 2 x 200.5
@@ -144,9 +141,7 @@ def test_the_watch_measures_each_run_from_its_own_start_on_any_clock() -> None:
 
 def test_half_the_round_means_half_rounded_up() -> None:
     clock = Clock()
-    w = PeerWatch(6, PeerCut(factor=3.0, floor_s=0.0), clock)
-    for i in range(6):
-        w.started(i)
+    w = started_watch(6, PeerCut(factor=3.0, floor_s=0.0), clock)
     clock.t = 1.0
     w.finished(0, clean=True), w.finished(1, clean=True)
     assert w.limit_s() is None  # 2 of 6
@@ -156,13 +151,11 @@ def test_half_the_round_means_half_rounded_up() -> None:
 
 def test_one_clean_peer_is_enough_for_a_slow_cut_and_a_round_of_one_never_has_a_limit() -> None:
     clock = Clock()
-    w = PeerWatch(2, SlowCut(0.25, 0.05), clock)
-    w.started(0), w.started(1)
+    w = started_watch(2, SlowCut(0.25, 0.05), clock)
     clock.t = 0.5
     w.finished(0, clean=True)
     assert w.limit_s() == 0.75
-    alone = PeerWatch(1, PeerCut(factor=1.0, floor_s=0.0), clock)
-    alone.started(0)
+    alone = started_watch(1, PeerCut(factor=1.0, floor_s=0.0), clock)
     clock.t = 1.0
     alone.finished(0, clean=True)
     assert alone.limit_s() is None  # its own time is no peer's

@@ -34,6 +34,7 @@ from clusterproof.findings import Criterion, Evidence, Finding, Subject, failed,
 from clusterproof.inventory import Inventory, Node, SweepSpec
 from clusterproof.network import nccl, nccl_debug, srun_job
 from clusterproof.network.launch import HostSlot, Mpirun, NcclTestsCommand, Srun, render
+from clusterproof.network.localize_model import FailureKind
 from clusterproof.network.peer_cut import PeerCut, PeerWatch, SlowCut
 from clusterproof.nodes.ssh import SshPool
 from clusterproof.nodes.ssh_exec import CommandResult
@@ -65,7 +66,7 @@ class CollectiveResult:
     hosts: dict[str, str] = field(default_factory=dict)  # node name -> the address the launcher was given
     not_launched: str | None = None  # why nothing was launched (a node of the set already known to be down)
     cut: str | None = None  # why a search run was ended early (its peers were long done), with the times
-    cut_as: str | None = None  # what the cut took it for: "hung" or "slow" (see peer_cut)
+    cut_as: FailureKind | None = None  # what the cut took it for: hung or slow (see peer_cut)
 
     @classmethod
     def skipped_launch(cls, collective: str, nodes: list[str], why: str) -> CollectiveResult:
@@ -226,7 +227,7 @@ class CollectiveRunner:
         other, never with another test). Returns one item per request, in order: its result, or the error that
         kept it from starting. A run that times out has its processes ended on every node of its set, as in
         :meth:`run`. With ``peer_cut``, a run still going long after its peers finished cleanly is ended then
-        and reported as timed out, with the reason in its ``cut`` and the rule's verdict ("hung" or "slow") in
+        and reported as timed out, with the reason in its ``cut`` and the rule's verdict (hung or slow) in
         ``cut_as`` (:mod:`clusterproof.network.peer_cut`).
         """
         seen: set[str] = set()
@@ -259,7 +260,7 @@ class CollectiveRunner:
                         ended.set()
             res = self._collect(job, result, time.monotonic() - started, errors)
             why = watch.reason(i) if watch is not None else None
-            return replace(res, rc=None, timed_out=True, cut=why, cut_as=peer_cut.kind) if why and peer_cut else res
+            return replace(res, rc=None, timed_out=True, cut=why, cut_as=watch.cut.kind) if watch and why else res
 
         def cut_due() -> None:
             assert watch is not None

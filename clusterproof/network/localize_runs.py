@@ -115,12 +115,9 @@ def measurement(nodes: Sequence[str], outcome: CollectiveResult | ClusterproofEr
     res = outcome
     log = f"logs/{res.log_path.name}"
     base = {"seconds": res.seconds, "log": log}
-    if res.timed_out and res.cut_as == FailureKind.SLOW:
-        return Measurement(names, failure=FailureKind.SLOW, error=f"{res.cut}; its processes were ended on every node",
-                           lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
-    if res.timed_out:
+    if res.timed_out:  # its timeout, or a peer cut that took it for hung or slow
         why = res.cut or f"timed out after {test.timeout_s:g} s"
-        return Measurement(names, failure=FailureKind.HUNG, error=f"{why}; its processes were ended on every node",
+        return Measurement(names, failure=res.cut_as or FailureKind.HUNG, error=f"{why}; its processes were ended on every node",
                            lines=_tail(res.log_text), **base)  # type: ignore[arg-type]
     run = res.run
     if run is None:

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clusterproof.network.localize_model import FailureKind
+
 
 @dataclass(frozen=True)
 class PeerCut:
@@ -32,7 +34,7 @@ class PeerCut:
 
     factor: float = 3.0
     floor_s: float = 10.0
-    kind = "hung"  # how a cut run is reported
+    kind = FailureKind.HUNG  # what a cut run is reported as
 
     def __post_init__(self) -> None:
         if self.factor < 1.0:
@@ -56,7 +58,7 @@ class SlowCut:
 
     at_limit_s: float  # how long the run's timed collectives take at exactly the limit
     limit_gbs: float
-    kind = "slow"
+    kind = FailureKind.SLOW
 
     def __post_init__(self) -> None:
         if not self.at_limit_s > 0 or not self.limit_gbs > 0:
